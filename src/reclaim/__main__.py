@@ -1,0 +1,5 @@
+"""Allow ``python -m reclaim``."""
+
+from reclaim.cli import main
+
+main()

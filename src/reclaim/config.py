@@ -1,0 +1,293 @@
+"""Typed settings: one YAML file (``reclaim.yaml``) plus a few environment overrides.
+
+Every error names the file, the line where the YAML has it, the key path
+(``policies[2].unused_days``) and what is wrong. Unknown keys are errors. Secrets are
+references (see ``reclaim.secrets``) checked for presence but never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
+
+from reclaim.domain.policy import Policy, Strict
+from reclaim.secrets import SecretError, SecretRef
+
+CONFIG_ENV = "RECLAIM_CONFIG"
+DATABASE_URL_ENV = "RECLAIM_DATABASE_URL"
+DATA_DIR_ENV = "RECLAIM_DATA_DIR"
+
+
+def _secret(value: Any) -> SecretRef:
+    if isinstance(value, SecretRef):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a secret reference string such as 'env:NAME'")
+    try:
+        return SecretRef.parse(value)
+    except SecretError as exc:
+        raise ValueError(str(exc)) from None
+
+
+Secret = Annotated[SecretRef, BeforeValidator(_secret), PlainSerializer(str)]
+
+
+class DatabaseSettings(Strict):
+    """Where the store lives. Default: a SQLite file in the data directory."""
+
+    url: str | None = None
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("must start with sqlite:/// or postgresql:// (psycopg 3 is used)")
+        return v
+
+
+class SafetySettings(Strict):
+    """Global brakes. ``paused`` is the kill switch; ``dry_run`` refuses every write."""
+
+    paused: bool = False
+    dry_run: bool = False
+
+
+class UsageSettings(Strict):
+    """How usage data is judged."""
+
+    freshness_days: Annotated[int, Field(gt=0, le=365)] = 7
+    retention_days: Annotated[int, Field(gt=0)] = 800
+    import_chunk_rows: Annotated[int, Field(ge=1000)] = 1_000_000
+
+
+class EntraSettings(Strict):
+    """Microsoft Graph access through MSAL client credentials."""
+
+    tenant_id: str
+    client_id: str
+    client_secret: Secret | None = None
+    certificate_file: Secret | None = None
+    certificate_thumbprint: str | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    graph_url: str = "https://graph.microsoft.com"
+
+
+class LdapSettings(Strict):
+    """On-prem Active Directory over LDAPS (or StartTLS)."""
+
+    hosts: Annotated[tuple[str, ...], Field(min_length=1)]
+    base_dn: str
+    bind_user: str
+    bind_password: Secret
+    use_ssl: bool = True
+    start_tls: bool = False
+    ca_file: str | None = None
+    allow_insecure: bool = False
+
+
+class SmtpSettings(Strict):
+    """Outgoing mail for campaigns."""
+
+    host: str
+    port: int = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    sender: str
+
+
+class Settings(Strict):
+    """The whole configuration file."""
+
+    data_dir: str | None = None
+    database: DatabaseSettings = DatabaseSettings()
+    safety: SafetySettings = SafetySettings()
+    usage: UsageSettings = UsageSettings()
+    timezone: str = "UTC"
+    entra: EntraSettings | None = None
+    ldap: LdapSettings | None = None
+    smtp: SmtpSettings | None = None
+    policies: tuple[Policy, ...] = ()
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_names(cls, v: tuple[Policy, ...]) -> tuple[Policy, ...]:
+        seen: set[str] = set()
+        for p in v:
+            if p.name.lower() in seen:
+                raise ValueError(
+                    f"policy name {p.name!r} is used twice (names are case-insensitive)"
+                )
+            seen.add(p.name.lower())
+        return v
+
+    # -- derived values -----------------------------------------------------------------
+    def resolved_data_dir(self) -> Path:
+        """The data directory: RECLAIM_DATA_DIR, else ``data_dir``, else the XDG data home."""
+        env = os.environ.get(DATA_DIR_ENV)
+        if env:
+            return Path(env)
+        if self.data_dir:
+            return Path(self.data_dir).expanduser()
+        xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(xdg) / "reclaim"
+
+    def database_url(self) -> str:
+        """RECLAIM_DATABASE_URL, else ``database.url``, else SQLite in the data directory."""
+        url = os.environ.get(DATABASE_URL_ENV) or self.database.url
+        if url:
+            # psycopg 3 is the driver we ship; plain postgresql:// would pick psycopg2.
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg://" + url[len("postgresql://") :]
+            return url
+        return f"sqlite:///{self.resolved_data_dir() / 'reclaim.db'}"
+
+    def policy(self, name: str) -> Policy:
+        """The policy with this name (case-insensitive), or KeyError listing the known ones."""
+        for p in self.policies:
+            if p.name.lower() == name.lower():
+                return p
+        known = ", ".join(p.name for p in self.policies) or "none configured"
+        raise KeyError(f"no policy named {name!r} (known: {known})")
+
+    def secret_refs(self) -> Iterator[tuple[str, SecretRef]]:
+        """Every secret reference in the settings, with its key path."""
+        for section in ("entra", "ldap", "smtp"):
+            model = getattr(self, section)
+            if model is None:
+                continue
+            for field_name in type(model).model_fields:
+                value = getattr(model, field_name)
+                if isinstance(value, SecretRef):
+                    yield f"{section}.{field_name}", value
+
+
+class ConfigError(Exception):
+    """The configuration is not valid. ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"{source}: configuration is not valid:\n{lines}")
+
+
+def load_settings(path: Path | None = None, *, check_secrets: bool = False) -> Settings:
+    """Load and validate settings from ``path``, RECLAIM_CONFIG, or defaults.
+
+    With no file anywhere, the defaults are returned (an empty, valid configuration).
+    ``check_secrets`` also resolves every secret reference (without keeping the values)
+    so that a missing environment variable is reported now rather than mid-run.
+    """
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is None:
+        return Settings()
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(source, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [f"cannot be read: {exc}"]) from None
+    return parse_settings(text, source=source, check_secrets=check_secrets)
+
+
+def parse_settings(text: str, *, source: str, check_secrets: bool = False) -> Settings:
+    """Validate YAML text; errors carry ``source:line: key.path: message``."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(where, [f"not valid YAML: {problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            source, ["the top level must be a mapping of keys (data_dir, policies, …)"]
+        )
+    lines = _line_index(node)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, [_describe(err, lines, source) for err in exc.errors()]) from None
+    if check_secrets:
+        problems = []
+        for key, ref in settings.secret_refs():
+            try:
+                ref.resolve()
+            except SecretError as err:
+                problems.append(f"{_where(source, lines, key)}{key}: {err}")
+        if problems:
+            raise ConfigError(source, problems)
+    return settings
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(err: Any, lines: dict[str, int], source: str) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    key = _key_path(loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        msg = "unknown key (check the spelling; unknown keys are not ignored)"
+    elif kind == "missing":
+        msg = "required key is missing"
+    else:
+        msg = err["msg"].removeprefix("Value error, ")
+        value = err.get("input")
+        # Echo plain values only, and never what was typed where a secret reference
+        # belongs: that text may be the secret itself.
+        if isinstance(value, str | int | float) and "secret reference" not in msg:
+            msg += f" (got {value!r})"
+    return f"{_where(source, lines, key)}{key}: {msg}"
+
+
+def _where(source: str, lines: dict[str, int], key: str) -> str:
+    # Walk up to the nearest key the YAML actually has (a missing key has no line).
+    probe = key
+    while probe:
+        if probe in lines:
+            return f"{source}:{lines[probe]}: "
+        cut = max(probe.rfind("."), probe.rfind("["))
+        probe = probe[:cut] if cut > 0 else ""
+    return f"{source}: "
+
+
+def _line_index(node: yaml.Node | None) -> dict[str, int]:
+    """Map every key path in the YAML document to its 1-based line number."""
+    index: dict[str, int] = {}
+
+    def walk(n: yaml.Node, path: str) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for key_node, value_node in n.value:
+                key = str(key_node.value)
+                child = f"{path}.{key}" if path else key
+                index[child] = key_node.start_mark.line + 1
+                walk(value_node, child)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                child = f"{path}[{i}]"
+                index[child] = item.start_mark.line + 1
+                walk(item, child)
+
+    if node is not None:
+        walk(node, "")
+    return index

@@ -1,0 +1,1 @@
+"""The bundled demo: a generated organization, its usage, and its license groups."""
