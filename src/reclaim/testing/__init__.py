@@ -1,0 +1,1 @@
+"""Test peers that Reclaim ships: a Microsoft Graph-compatible server, Samba AD, fixtures."""
