@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import polars as pl
 
 RAW_COLUMNS = ("user", "app", "timestamp", "date", "seconds", "device")
+USED_COLUMNS = ("user", "app", "timestamp", "date", "seconds")
 MAX_SECONDS_PER_EVENT = 86_400  # one event can't cover more than a day of use
 FUTURE_SLACK_SECONDS = 86_400  # clocks drift; a day ahead is a broken clock, not drift
 
@@ -72,61 +73,35 @@ def _parse_timestamps(texts: pl.Series) -> pl.Series:
     return epoch.scatter(idx, fixed)
 
 
+def _blank(col: str) -> pl.Expr:
+    return pl.col(col).is_null() | (pl.col(col).str.len_bytes() == 0)
+
+
 def validate(raw: pl.DataFrame, *, now: int) -> Validated:
     """Check every row at once; ``now`` (epoch seconds) bounds timestamps from the future."""
     for name in RAW_COLUMNS:
         if name not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(name))
-    ts_text = pl.col("timestamp").str.strip_chars()
-    date_text = pl.col("date").str.strip_chars()
-    secs_text = pl.col("seconds").str.strip_chars()
-    epoch_from_date = date_text.str.to_date("%Y-%m-%d", strict=False).cast(pl.Int64) * 86_400
-
+    epoch_from_date = pl.col("date").str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
     frame = raw.with_columns(
         _user=pl.col("user").str.strip_chars(),
         _app=pl.col("app").str.strip_chars(),
-        _ts=pl.coalesce(_parse_timestamps(raw.get_column("timestamp")), epoch_from_date),
-        _secs=secs_text.cast(pl.Float64, strict=False),
+        _ts=pl.coalesce(
+            _parse_timestamps(raw.get_column("timestamp")),
+            epoch_from_date.cast(pl.Int64) * 86_400,
+        ),
+        _secs=pl.col("seconds").str.strip_chars().cast(pl.Float64, strict=False),
     )
-    has_time_text = ts_text.is_not_null() & (ts_text != "")
-    has_date_text = date_text.is_not_null() & (date_text != "")
-    # Rules in order; the first that matches a row is its reason. Only a small code is
-    # computed for every row: the reason texts are built for the rejected rows alone.
-    rules: list[tuple[pl.Expr, pl.Expr]] = [
-        (pl.col("_user").is_null() | (pl.col("_user") == ""), pl.lit("missing user")),
-        (pl.col("_app").is_null() | (pl.col("_app") == ""), pl.lit("missing app")),
-        (~has_time_text & ~has_date_text, pl.lit("missing timestamp (or date)")),
-        (
-            pl.col("_ts").is_null() & has_time_text,
-            pl.lit("unparsable timestamp ") + _show("timestamp"),
-        ),
-        (
-            pl.col("_ts").is_null(),
-            pl.lit("unparsable date ") + _show("date") + pl.lit(" (expected YYYY-MM-DD)"),
-        ),
-        (
-            pl.col("_ts") > now + FUTURE_SLACK_SECONDS,
-            pl.lit("timestamp is in the future ") + _show("timestamp"),
-        ),
-        (
-            secs_text.is_not_null() & (secs_text != "") & pl.col("_secs").is_null(),
-            pl.lit("seconds is not a number ") + _show("seconds"),
-        ),
-        (pl.col("_secs") < 0, pl.lit("negative seconds ") + _show("seconds")),
-        (
-            pl.col("_secs") > MAX_SECONDS_PER_EVENT,
-            pl.lit("seconds over one day ") + _show("seconds"),
-        ),
-    ]
-    # The common case is a clean row: one combined test for every row, and the
-    # first-failing-rule reasons only for the rows that fail it.
-    clean = ~pl.any_horizontal([test.fill_null(False) for test, _ in rules])
+    # One cheap test for every row (the common case is a clean row); the reasons are
+    # worked out below for the failing rows only.
+    secs_ok = pl.col("_secs").is_between(0, MAX_SECONDS_PER_EVENT) | (
+        pl.col("_secs").is_null() & _blank("seconds")
+    )
+    # Any null in the test means "not clean": a row must never fall between both sides.
+    clean = (
+        ~_blank("_user") & ~_blank("_app") & (pl.col("_ts") <= now + FUTURE_SLACK_SECONDS) & secs_ok
+    ).fill_null(False)
     frame = frame.with_columns(clean.alias("_clean"))
-    bad = frame.filter(~pl.col("_clean"))
-    text: pl.Expr = pl.lit(None, dtype=pl.String)
-    for test, message in reversed(rules):
-        text = pl.when(test.fill_null(False)).then(message).otherwise(text)
-    rejects = bad.select(pl.col("line"), text.alias("reason"))
     events = frame.filter(pl.col("_clean")).select(
         pl.col("_user").str.to_lowercase().alias("user"),
         pl.col("_app").str.to_lowercase().alias("app_key"),
@@ -135,4 +110,28 @@ def validate(raw: pl.DataFrame, *, now: int) -> Validated:
         pl.col("_secs").fill_null(0).round(0).cast(pl.Int64).alias("seconds"),
         pl.col("device"),
     )
-    return Validated(events=events, rejects=rejects)
+    bad = frame.filter(~pl.col("_clean"))
+    if bad.height == 0:
+        return Validated(events=events, rejects=bad.select("line", reason=pl.lit("")))
+    has_time = ~_blank("timestamp")
+    rules: list[tuple[pl.Expr, pl.Expr]] = [
+        (_blank("_user"), pl.lit("missing user")),
+        (_blank("_app"), pl.lit("missing app")),
+        (~has_time & _blank("date"), pl.lit("missing timestamp (or date)")),
+        (pl.col("_ts").is_null() & has_time, pl.lit("unparsable timestamp ") + _show("timestamp")),
+        (
+            pl.col("_ts").is_null(),
+            pl.lit("unparsable date ") + _show("date") + pl.lit(" (expected YYYY-MM-DD)"),
+        ),
+        (
+            pl.col("_ts") > now + FUTURE_SLACK_SECONDS,
+            pl.lit("timestamp is in the future ") + _show("timestamp"),
+        ),
+        (pl.col("_secs").is_null(), pl.lit("seconds is not a number ") + _show("seconds")),
+        (pl.col("_secs") < 0, pl.lit("negative seconds ") + _show("seconds")),
+        (pl.lit(True), pl.lit("seconds over one day ") + _show("seconds")),
+    ]
+    text: pl.Expr = pl.lit(None, dtype=pl.String)
+    for test, message in reversed(rules):
+        text = pl.when(test.fill_null(False)).then(message).otherwise(text)
+    return Validated(events=events, rejects=bad.select(pl.col("line"), text.alias("reason")))

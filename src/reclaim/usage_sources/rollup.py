@@ -45,7 +45,8 @@ def rollup(events: pl.DataFrame) -> Rollup:
         pl.col("ts").min().alias("first_seen"),
         pl.col("ts").max().alias("last_seen"),
     )
-    days = ev.select("user", "day").unique()
+    # Observed days come from the (much smaller) daily frame: same days, fewer rows.
+    days = daily.select("user", "day").unique()
     observed = (
         days.with_columns(
             month_of_day(pl.col("day")).alias("month"),
