@@ -144,7 +144,7 @@ def main() -> None:
                 f"generated {path.stat().st_size / 1e6:,.0f} MB in {time.perf_counter() - t:.1f} s",
                 flush=True,
             )
-        rows = []
+        rows: list[tuple[str, dict[str, float], str | None]] = []
         duck = _run_child("duckdb", str(path))
         rows.append(("DuckDB roll-up (reference)", duck, None))
         pg_folder = None
