@@ -5,9 +5,9 @@ applied. A file is identified by its SHA-256: importing the same bytes again is
 reported and skipped. Bad rows are reported as ``FILE:LINE: reason`` in a rejects
 file beside a JSON summary; good rows are kept.
 
-Parsing (polars, which releases the GIL) runs in a reader thread one chunk ahead of
-the database writes, so the two cores work at once; the queue between them holds at
-most two chunks, which keeps memory bounded whatever the file's size.
+All data work runs in a reader thread one chunk ahead of the database writes (see
+``import_pipeline``), so two cores work at once, and the queue between them bounds
+memory whatever the file's size.
 """
 
 from __future__ import annotations
@@ -15,28 +15,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, Engine, select, update
 
-from reclaim.store.keys import KeyCache, source_id
+from reclaim.services.import_pipeline import Reader, Totals, run_reader
+from reclaim.store.keys import resolve_keys, source_id
 from reclaim.store.tables import imports, sources
 from reclaim.store.usage_writer import write_table
-from reclaim.usage_sources.events import validate
-from reclaim.usage_sources.files import guess_format, read_chunks
-from reclaim.usage_sources.rollup import (
-    Accumulator,
-    Rollup,
-    merge_latest,
-    merge_observed,
-    rollup,
-)
+from reclaim.usage_sources.files import guess_format
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
 REJECTS_SHOWN = 20  # how many bad rows a report carries inline; all go to the rejects file
@@ -70,13 +62,6 @@ class ImportReport:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _Parsed:
-    rollup: Rollup | None
-    bad: list[tuple[int, str]]
-    bytes_read: int
-
-
 def file_sha256(path: Path) -> str:
     """SHA-256 of the file's bytes, read in blocks."""
     digest = hashlib.sha256()
@@ -93,44 +78,6 @@ def _prior_import(conn: Connection, sha: str) -> str | None:
     if row is None:
         return None
     return f"#{row.id} at {dt.datetime.fromtimestamp(row.finished, dt.UTC):%Y-%m-%d %H:%M} UTC"
-
-
-def _parse_ahead(
-    path: Path, fmt: str, chunk_bytes: int, digest: hashlib._Hash, now_s: int
-) -> Iterator[_Parsed]:
-    """Parse chunks in a reader thread, one ahead of the consumer."""
-    out: queue.Queue[_Parsed | BaseException | None] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for chunk in read_chunks(path, fmt, chunk_bytes, digest):
-                checked = validate(chunk.frame, now=now_s)
-                bad = list(chunk.malformed) + list(checked.rejects.iter_rows())
-                r = rollup(checked.events) if checked.events.height else None
-                item = _Parsed(rollup=r, bad=bad, bytes_read=chunk.bytes_read)
-                while not stop.is_set():
-                    try:
-                        out.put(item, timeout=0.5)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            out.put(None)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            out.put(exc)
-
-    thread = threading.Thread(target=work, name="usage-reader", daemon=True)
-    thread.start()
-    try:
-        while (item := out.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
 
 
 def import_usage_file(
@@ -170,35 +117,35 @@ def import_usage_file(
     try:
         with engine.begin() as conn, rejects_path.open("w", encoding="utf-8") as rejects_out:
             src_id = source_id(conn, source, "file")
-            keys = KeyCache()
-            latest = Accumulator(merge_latest)
-            observed = Accumulator(merge_observed)
+            reader = Reader(path=path, fmt=fmt, chunk_bytes=chunk_bytes, digest=digest, now_s=now_s)
+
+            def resolve(users: list[str], apps: dict[str, str]) -> Any:
+                return resolve_keys(conn, users=users, apps=apps, now=now_s)
+
             done = 0
-            for parsed in _parse_ahead(path, fmt, chunk_bytes, digest, now_s):
-                for line, reason in sorted(parsed.bad):
+            for item in run_reader(reader, resolve):
+                if isinstance(item, Totals):
+                    if item.latest is not None:
+                        write_table(conn, "usage_latest", item.latest)
+                    if item.observed is not None:
+                        write_table(
+                            conn,
+                            "usage_observed",
+                            item.observed.with_columns(source_id=pl.lit(src_id)),
+                        )
+                    continue
+                for line, reason in sorted(item.bad):
                     text = f"{path}:{line}: {reason}"
                     rejects_out.write(text + "\n")
                     if len(report.rejects) < REJECTS_SHOWN:
                         report.rejects.append(text)
-                report.rows_rejected += len(parsed.bad)
-                if parsed.rollup is not None:
-                    r = _with_ids(conn, parsed.rollup, keys, now_s)
-                    write_table(conn, "usage_daily", r.daily)
-                    # Per-(user, app) and per-(user, month) aggregates are merged in
-                    # memory across chunks and written once: they repeat in every chunk.
-                    latest.add(r.latest)
-                    observed.add(r.observed)
-                    report.rows_accepted += r.events
-                done += parsed.bytes_read
+                report.rows_rejected += len(item.bad)
+                if item.daily is not None:
+                    write_table(conn, "usage_daily", item.daily)
+                report.rows_accepted += item.events
+                done += item.bytes_read
                 if progress:
                     progress(done, size)
-            if report.rows_accepted:
-                write_table(conn, "usage_latest", latest.result())
-                write_table(
-                    conn,
-                    "usage_observed",
-                    observed.result().with_columns(source_id=pl.lit(src_id)),
-                )
             report.sha256 = digest.hexdigest()
             prior = _prior_import(conn, report.sha256)
             if prior is not None:  # same bytes, different name and size check raced
@@ -221,19 +168,6 @@ def import_usage_file(
     report.summary_file = str(summary_path)
     summary_path.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
     return report
-
-
-def _with_ids(conn: Connection, r: Rollup, keys: KeyCache, now_s: int) -> Rollup:
-    """Replace user and app text keys by row ids (creating users and apps as needed)."""
-    umap = keys.add_users(conn, r.observed.get_column("user"), now=now_s)
-    amap = keys.add_apps(conn, r.app_names)
-    return Rollup(
-        daily=r.daily.join(umap, on="user").join(amap, on="app_key"),
-        observed=r.observed.join(umap, on="user").drop("user"),
-        latest=r.latest.join(umap, on="user").join(amap, on="app_key").drop("user", "app_key"),
-        app_names=r.app_names,
-        events=r.events,
-    )
 
 
 def _record(conn: Connection, report: ImportReport, *, src_id: int, size: int, now_s: int) -> None:

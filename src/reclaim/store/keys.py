@@ -9,6 +9,8 @@ from sqlalchemy import Column, Connection, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from reclaim.store.tables import apps, sources, users
+from reclaim.store.tables import apps as apps_table
+from reclaim.store.tables import users as users_table
 
 _BATCH = 900  # below SQLite's older 999-parameter limit
 
@@ -33,6 +35,19 @@ def _fetch_or_create(
             (k, int(v)) for v, k in conn.execute(select(table.c.id, column).where(column.in_(keys)))
         )
     return found
+
+
+def resolve_keys(
+    conn: Connection, *, users: list[str], apps: dict[str, str], now: int
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """(key, id) for these user keys and app keys (key → display name), creating rows."""
+    found_users = _fetch_or_create(
+        conn, users_table, users_table.c.upn, [{"upn": k, "first_seen": now} for k in users]
+    )
+    found_apps = _fetch_or_create(
+        conn, apps_table, apps_table.c.key, [{"key": k, "name": n} for k, n in apps.items()]
+    )
+    return found_users, found_apps
 
 
 class KeyCache:

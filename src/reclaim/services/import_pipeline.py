@@ -1,0 +1,191 @@
+"""The import's two halves: a reader thread that does all the data work, and the
+database writer that owns the connection.
+
+The reader parses, validates, rolls up, attaches user and app ids and merges the
+per-(user, app) and per-(user, month) aggregates; the writer only writes. The two
+meet through a queue holding one chunk, which bounds memory. When the reader meets
+user or app keys it has no id for, it asks the writer (which alone may touch the
+database inside the import's transaction) and waits for the answer: after the
+first chunks every key is known and no more questions are asked.
+
+Keeping all polars work on one side matters on small machines: polars runs every
+call on one shared thread pool, so joins on the writer's side would queue behind
+the reader's parsing instead of overlapping with SQLite's work.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from reclaim.usage_sources.events import validate
+from reclaim.usage_sources.files import Digest, read_chunks
+from reclaim.usage_sources.rollup import (
+    Accumulator,
+    Rollup,
+    merge_latest,
+    merge_observed,
+    rollup,
+)
+
+_USERS = {"user": pl.String, "user_id": pl.Int64}
+_APPS = {"app_key": pl.String, "app_id": pl.Int64}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One parsed chunk, ready to write: daily rows with ids, and rejected lines."""
+
+    daily: pl.DataFrame | None
+    bad: list[tuple[int, str]]
+    bytes_read: int
+    events: int
+
+
+@dataclass(frozen=True)
+class Totals:
+    """What is written once, after the last chunk."""
+
+    latest: pl.DataFrame | None
+    observed: pl.DataFrame | None
+
+
+@dataclass
+class KeyRequest:
+    """The reader asking the writer for ids; the writer answers on ``reply``."""
+
+    users: list[str]
+    apps: dict[str, str]  # key → display name
+    reply: queue.Queue[tuple[list[tuple[str, int]], list[tuple[str, int]]]]
+
+
+Item = Chunk | Totals | KeyRequest
+
+
+class Reader(threading.Thread):
+    """Produces Chunk items, then one Totals, asking KeyRequests as needed."""
+
+    def __init__(
+        self, *, path: Path, fmt: str, chunk_bytes: int, digest: Digest, now_s: int
+    ) -> None:
+        super().__init__(name="usage-reader", daemon=True)
+        self.path, self.fmt, self.chunk_bytes = path, fmt, chunk_bytes
+        self.digest, self.now_s = digest, now_s
+        self.out: queue.Queue[Item | BaseException | None] = queue.Queue(maxsize=1)
+        self.stop = threading.Event()
+        self.users = pl.DataFrame(schema=_USERS)
+        self.apps = pl.DataFrame(schema=_APPS)
+
+    def _put(self, item: Item | BaseException | None) -> bool:
+        while not self.stop.is_set():
+            try:
+                self.out.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run(self) -> None:
+        try:
+            latest = Accumulator(merge_latest)
+            observed = Accumulator(merge_observed)
+            for raw in read_chunks(self.path, self.fmt, self.chunk_bytes, self.digest):
+                checked = validate(raw.frame, now=self.now_s)
+                bad = list(raw.malformed) + list(checked.rejects.iter_rows())
+                daily = None
+                if checked.events.height:
+                    r = self._with_ids(rollup(checked.events))
+                    if r is None:
+                        return
+                    daily = r.daily
+                    latest.add(r.latest)
+                    observed.add(r.observed)
+                chunk = Chunk(
+                    daily=daily, bad=bad, bytes_read=raw.bytes_read, events=checked.events.height
+                )
+                if not self._put(chunk):
+                    return
+            totals = Totals(
+                latest=latest.result() if latest.total is not None or latest.pending else None,
+                observed=observed.result()
+                if observed.total is not None or observed.pending
+                else None,
+            )
+            if self._put(totals):
+                self._put(None)
+        except BaseException as exc:  # handed to the writer, which re-raises it
+            self._put(exc)
+
+    def _with_ids(self, r: Rollup) -> Rollup | None:
+        new_users = r.observed.select("user").unique().join(self.users, on="user", how="anti")
+        new_apps = r.app_names.join(self.apps, on="app_key", how="anti")
+        if new_users.height or new_apps.height:
+            reply: queue.Queue[tuple[list[tuple[str, int]], list[tuple[str, int]]]]
+            reply = queue.Queue(maxsize=1)
+            request = KeyRequest(
+                users=new_users.get_column("user").to_list(),
+                apps=dict(new_apps.iter_rows()),
+                reply=reply,
+            )
+            if not self._put(request):
+                return None
+            found_users, found_apps = reply.get()
+            self.users = pl.concat(
+                [self.users, pl.DataFrame(found_users, schema=_USERS, orient="row")]
+            )
+            self.apps = pl.concat([self.apps, pl.DataFrame(found_apps, schema=_APPS, orient="row")])
+        return Rollup(
+            daily=r.daily.join(self.users, on="user")
+            .join(self.apps, on="app_key")
+            .drop("user", "app_key"),
+            observed=r.observed.join(self.users, on="user").drop("user"),
+            latest=r.latest.join(self.users, on="user")
+            .join(self.apps, on="app_key")
+            .drop("user", "app_key"),
+            app_names=r.app_names,
+            events=r.events,
+        )
+
+
+def run_reader(
+    reader: Reader,
+    resolve: Callable[
+        [list[str], dict[str, str]], tuple[list[tuple[str, int]], list[tuple[str, int]]]
+    ],
+) -> Iterator[Chunk | Totals]:
+    """Start ``reader`` and yield its chunks and totals, answering its key requests."""
+    reader.start()
+    try:
+        while (item := reader.out.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, KeyRequest):
+                try:
+                    answer = resolve(item.users, item.apps)
+                except BaseException:
+                    item.reply.put(([], []))  # the reader must not wait forever
+                    raise
+                item.reply.put(answer)
+                continue
+            yield item
+    finally:
+        reader.stop.set()
+        # Unblock a reader waiting for an answer that will never come.
+        _drain(reader.out)
+        reader.join()
+
+
+def _drain(q: queue.Queue[Any]) -> None:
+    while True:
+        try:
+            item = q.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(item, KeyRequest):
+            item.reply.put(([], []))
