@@ -203,3 +203,27 @@ def test_users_case_insensitive_and_observed_days(engine: Engine, tmp_path: Path
         ).one()
     assert mask == 0b101  # observed on the 1st and the 3rd
     assert last == day_number(dt.date(2026, 10, 3))
+
+
+def test_time_ordered_files_overlapping_days_merge(engine: Engine, tmp_path: Path) -> None:
+    """Days held back between chunks and days shared by two imports add up exactly."""
+
+    def write(name: str, days: range) -> Path:
+        lines = ["user,app,timestamp,seconds"]
+        for day in days:
+            for hour in (8, 12, 16):
+                for user in ("a@x.test", "b@x.test"):
+                    lines.append(f"{user},Miro,2026-10-{day:02d}T{hour:02d}:00:00Z,60")
+        path = tmp_path / name
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    run(engine, write("first.csv", range(1, 11)), tmp_path, chunk_bytes=150)
+    run(engine, write("second.csv", range(8, 16)), tmp_path, chunk_bytes=150)
+    rows = daily_rows(engine)
+    by_day = {(u, d): (s, e) for u, _, d, s, e in rows}
+    first_day = day_number(dt.date(2026, 10, 1))
+    for day in range(1, 16):
+        expected = (360, 6) if 8 <= day <= 10 else (180, 3)
+        assert by_day[("a@x.test", first_day + day - 1)] == expected, day
+    assert len(rows) == 2 * 15

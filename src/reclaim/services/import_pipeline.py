@@ -95,22 +95,18 @@ class Reader(threading.Thread):
         try:
             latest = Accumulator(merge_latest)
             observed = Accumulator(merge_observed)
+            held: pl.DataFrame | None = None  # the last day's events, held for the next chunk
             for raw in read_chunks(self.path, self.fmt, self.chunk_bytes, self.digest):
                 checked = validate(raw.frame, now=self.now_s)
                 bad = list(raw.malformed) + list(checked.rejects.iter_rows())
-                daily = None
-                if checked.events.height:
-                    r = self._with_ids(rollup(checked.events))
-                    if r is None:
-                        return
-                    daily = r.daily
-                    latest.add(r.latest)
-                    observed.add(r.observed)
-                chunk = Chunk(
-                    daily=daily, bad=bad, bytes_read=raw.bytes_read, events=checked.events.height
-                )
-                if not self._put(chunk):
+                events = checked.events
+                if held is not None:
+                    events = pl.concat([held, events])
+                events, held = self._hold_last_day(events)
+                if not self._emit(events, bad, raw.bytes_read, latest, observed):
                     return
+            if held is not None and not self._emit(held, [], 0, latest, observed):
+                return
             totals = Totals(
                 latest=latest.result() if latest.total is not None or latest.pending else None,
                 observed=observed.result()
@@ -121,6 +117,40 @@ class Reader(threading.Thread):
                 self._put(None)
         except BaseException as exc:  # handed to the writer, which re-raises it
             self._put(exc)
+
+    def _hold_last_day(self, events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+        """Split off the events of the chunk's last day, unless they are most of it.
+
+        Exports come in time order, so the last day of a chunk usually goes on in
+        the next one; rolling it up there writes each day once (see FreshDays). A
+        chunk that is mostly one day is emitted whole, so what is held stays small.
+        """
+        if events.height == 0:
+            return events, None
+        last_day_start = (int(events.get_column("ts").max()) // 86_400) * 86_400  # type: ignore[arg-type]
+        tail = events.get_column("ts") >= last_day_start
+        if int(tail.sum()) * 2 > events.height:
+            return events, None
+        return events.filter(~tail), events.filter(tail)
+
+    def _emit(
+        self,
+        events: pl.DataFrame,
+        bad: list[tuple[int, str]],
+        bytes_read: int,
+        latest: Accumulator,
+        observed: Accumulator,
+    ) -> bool:
+        """Roll up and hand one chunk to the writer; False when asked to stop."""
+        daily = None
+        if events.height:
+            r = self._with_ids(rollup(events))
+            if r is None:
+                return False
+            daily = r.daily
+            latest.add(r.latest)
+            observed.add(r.observed)
+        return self._put(Chunk(daily=daily, bad=bad, bytes_read=bytes_read, events=events.height))
 
     def _with_ids(self, r: Rollup) -> Rollup | None:
         new_users = r.observed.select("user").unique().join(self.users, on="user", how="anti")

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, select, update
 from reclaim.services.import_pipeline import Reader, Totals, run_reader
 from reclaim.store.keys import resolve_keys, source_id
 from reclaim.store.tables import imports, sources
-from reclaim.store.usage_writer import write_table
+from reclaim.store.usage_writer import FreshDays, write_table
 from reclaim.usage_sources.files import guess_format
 
 DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
@@ -128,6 +128,7 @@ def import_usage_file(
                 return resolve_keys(conn, users=users, apps=apps, now=now_s)
 
             done = 0
+            fresh_days = FreshDays()
             for item in run_reader(reader, resolve):
                 if isinstance(item, Totals):
                     if item.latest is not None:
@@ -146,7 +147,14 @@ def import_usage_file(
                         report.rejects.append(text)
                 report.rows_rejected += len(item.bad)
                 if item.daily is not None:
-                    write_table(conn, "usage_daily", item.daily)
+                    days = item.daily.get_column("day").unique().to_list()
+                    write_table(
+                        conn,
+                        "usage_daily",
+                        item.daily,
+                        insert_only=fresh_days.all_fresh(conn, days),
+                    )
+                    fresh_days.written(days)
                 report.rows_accepted += item.events
                 done += item.bytes_read
                 if progress:
