@@ -1,0 +1,1 @@
+"""Integration tests of the Microsoft Graph connector against the Graph test server."""
