@@ -39,9 +39,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
-            # 64 MiB of page cache: bulk merges into large roll-up tables thrash the
-            # 2 MiB default.
-            cur.execute("PRAGMA cache_size=-65536")
+            # 16 MiB of page cache: merges into large roll-up tables thrash the 2 MiB
+            # default; more bought no speed on time-ordered imports, only memory.
+            cur.execute("PRAGMA cache_size=-16384")
             cur.close()
 
         @event.listens_for(engine, "begin")
