@@ -1,10 +1,10 @@
 """Turning a chunk of validated events into roll-ups: the only shape usage is stored in.
 
-Three aggregates per chunk, all keyed by the user's and app's text keys (ids are
-attached by the store):
-- ``daily``: (user, app_key, day) → seconds, events, first/last seen;
+Three aggregates per chunk, keyed by user and app (the importer passes row ids, which
+group and join much faster than the text keys):
+- ``daily``: (user, app, day) → seconds, events, first/last seen;
 - ``observed``: (user, month) → a bit per day the user was seen at all;
-- ``latest``: (user, app_key) → first/last day and last time seen.
+- ``latest``: (user, app) → first/last day and last time seen.
 Aggregating a file chunk by chunk and merging gives exactly what one pass would:
 sums add, minima and maxima compose, and day bits OR together.
 """
@@ -23,10 +23,9 @@ SECONDS_PER_DAY = 86_400
 class Rollup:
     """The aggregates of one chunk of events."""
 
-    daily: pl.DataFrame  # user, app_key, day, seconds, events, first_seen, last_seen
+    daily: pl.DataFrame  # user, app, day, seconds, events, first_seen, last_seen
     observed: pl.DataFrame  # user, month, days_mask, last_day
-    latest: pl.DataFrame  # user, app_key, first_day, last_day, last_seen
-    app_names: pl.DataFrame  # app_key, app_name (first spelling seen in the chunk)
+    latest: pl.DataFrame  # user, app, first_day, last_day, last_seen
     events: int
 
 
@@ -36,17 +35,24 @@ def month_of_day(day: pl.Expr) -> pl.Expr:
     return date.dt.year().cast(pl.Int32) * 12 + date.dt.month().cast(pl.Int32) - 1
 
 
-def rollup(events: pl.DataFrame) -> Rollup:
-    """Aggregate validated events (see ``events.validate``)."""
+def app_names(events: pl.DataFrame) -> pl.DataFrame:
+    """(app_key, app_name): the first spelling of each app seen in ``events``."""
+    return events.select("app_key", "app_name").unique(
+        subset="app_key", keep="first", maintain_order=True
+    )
+
+
+def rollup(events: pl.DataFrame, *, user: str = "user", app: str = "app_key") -> Rollup:
+    """Aggregate validated events keyed by the ``user`` and ``app`` columns."""
     ev = events.with_columns((pl.col("ts") // SECONDS_PER_DAY).cast(pl.Int32).alias("day"))
-    daily = ev.group_by("user", "app_key", "day").agg(
+    daily = ev.group_by(user, app, "day").agg(
         pl.col("seconds").sum().alias("seconds"),
         pl.len().cast(pl.Int64).alias("events"),
         pl.col("ts").min().alias("first_seen"),
         pl.col("ts").max().alias("last_seen"),
     )
     # Observed days come from the (much smaller) daily frame: same days, fewer rows.
-    days = daily.select("user", "day").unique()
+    days = daily.select(user, "day").unique()
     observed = (
         days.with_columns(
             month_of_day(pl.col("day")).alias("month"),
@@ -56,19 +62,16 @@ def rollup(events: pl.DataFrame) -> Rollup:
             .cast(pl.Int64)
             .alias("bit"),
         )
-        .group_by("user", "month")
+        .group_by(user, "month")
         # Days are unique here, so summing their bits is the same as OR-ing them.
         .agg(pl.col("bit").sum().alias("days_mask"), pl.col("day").max().alias("last_day"))
     )
-    latest = daily.group_by("user", "app_key").agg(
+    latest = daily.group_by(user, app).agg(
         pl.col("day").min().alias("first_day"),
         pl.col("day").max().alias("last_day"),
         pl.col("last_seen").max().alias("last_seen"),
     )
-    app_names = ev.group_by("app_key", maintain_order=True).agg(pl.col("app_name").first())
-    return Rollup(
-        daily=daily, observed=observed, latest=latest, app_names=app_names, events=ev.height
-    )
+    return Rollup(daily=daily, observed=observed, latest=latest, events=ev.height)
 
 
 def merge_latest(parts: list[pl.DataFrame]) -> pl.DataFrame:
