@@ -155,14 +155,16 @@ class Reader(threading.Thread):
 
     def _with_ids(self, events: pl.DataFrame) -> pl.DataFrame | None:
         """Events with user_id and app_id instead of text keys; None when asked to stop."""
-        new_users = events.select("user").unique().join(self.users, on="user", how="anti")
-        new_apps = app_names(events).join(self.apps, on="app_key", how="anti")
-        if new_users.height or new_apps.height:
+        keyed = self._join_ids(events)
+        missing_users = keyed.filter(pl.col("user_id").is_null()).select("user").unique()
+        missing_apps = app_names(events).join(self.apps, on="app_key", how="anti")
+        if missing_users.height or missing_apps.height:
+            # Only the first chunks meet new keys; later ones skip this round trip.
             reply: queue.Queue[tuple[list[tuple[str, int]], list[tuple[str, int]]]]
             reply = queue.Queue(maxsize=1)
             request = KeyRequest(
-                users=new_users.get_column("user").to_list(),
-                apps=dict(new_apps.iter_rows()),
+                users=missing_users.get_column("user").to_list(),
+                apps=dict(missing_apps.iter_rows()),
                 reply=reply,
             )
             if not self._put(request):
@@ -172,12 +174,15 @@ class Reader(threading.Thread):
                 [self.users, pl.DataFrame(found_users, schema=_USERS, orient="row")]
             )
             self.apps = pl.concat([self.apps, pl.DataFrame(found_apps, schema=_APPS, orient="row")])
+            keyed = self._join_ids(events)
         # Ids group and join much faster than the text keys they stand for.
+        return keyed.select("user_id", "app_id", "ts", "seconds")
+
+    def _join_ids(self, events: pl.DataFrame) -> pl.DataFrame:
         return (
             events.select("user", "app_key", "ts", "seconds")
-            .join(self.users, on="user")
-            .join(self.apps, on="app_key")
-            .select("user_id", "app_id", "ts", "seconds")
+            .join(self.users, on="user", how="left")
+            .join(self.apps, on="app_key", how="left")
         )
 
 
