@@ -23,7 +23,9 @@ missing() {
 
 # PostgreSQL is started privately by scripts/pg.sh (apt-install.sh keeps the package's
 # own cluster from starting); Samba has its own installer for its extra care.
-apt_packages=(postgresql)
+# chromium: the browser tests drive Debian's build through Playwright (never
+# 'playwright install', which would download a browser).
+apt_packages=(postgresql chromium)
 need=$(missing "${apt_packages[@]}" samba samba-ad-dc samba-ad-provision winbind ldap-utils)
 if [ -n "$need" ]; then
     echo "install-test-deps: apt-get update, then install: $need"
