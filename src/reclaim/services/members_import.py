@@ -149,6 +149,7 @@ def apply_membership(
         for r in conn.execute(select(memberships).where(memberships.c.policy_id == pid))
     }
     inserts = []
+    unchanged: list[int] = []  # still members, nothing new but "seen now": one batched UPDATE
     for uid, granted in current.items():
         row = known.get(uid)
         if row is None:
@@ -177,10 +178,21 @@ def apply_membership(
             report.joined += 1
         elif granted is not None and (row.granted_at != granted or row.granted_source != source):
             values.update(granted_at=granted, granted_source=source)
+        else:
+            unchanged.append(uid)
+            continue
         conn.execute(
             update(memberships)
             .where(memberships.c.policy_id == pid, memberships.c.user_id == uid)
             .values(**values)
+        )
+    for i in range(0, len(unchanged), 900):
+        conn.execute(
+            update(memberships)
+            .where(
+                memberships.c.policy_id == pid, memberships.c.user_id.in_(unchanged[i : i + 900])
+            )
+            .values(last_seen=now)
         )
     if inserts:
         conn.execute(memberships.insert(), inserts)
