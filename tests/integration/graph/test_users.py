@@ -98,3 +98,9 @@ def test_get_users_in_batches_of_twenty(server: GraphServer, client: GraphClient
     assert len(envelopes) == 3  # 20 + 20 + 3
     assert server.requests.count("GET", "/v1.0/users/", batch_part=True) == 43
     assert server.requests.count("GET", "/v1.0/users/", batch_part=False) == 0
+
+
+def test_get_users_of_nothing_sends_nothing(client: GraphClient, server: GraphServer) -> None:
+    before = len(server.requests)
+    assert client.get_users([]) == {}
+    assert len(server.requests) == before
