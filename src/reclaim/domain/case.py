@@ -374,14 +374,23 @@ def _require_sent(case: Case, to: CaseState, cause: str) -> None:
         raise IllegalTransition(case, to, cause, "no removal was recorded as sent")
 
 
-def mark_removed(case: Case, *, at: dt.datetime, already: bool = False) -> Case:
-    """The member is out of the group (``already``: a retry found them gone: AlreadyDone)."""
+def mark_removed(
+    case: Case,
+    *,
+    at: dt.datetime,
+    already: bool = False,
+    data: Mapping[str, object] | None = None,
+) -> Case:
+    """The member is out of the group (``already``: a retry found them gone: AlreadyDone).
+
+    ``data`` records how (e.g. which manual task, and who marked it done).
+    """
     if case.state is _S.AWAITING_SYNC:
         cause = "sync_confirmed"
     else:
         cause = "already_removed" if already else "removed"
     _require_sent(case, _S.REMOVED, cause)
-    return _move(case, _S.REMOVED, at=at, cause=cause, retry_at=None)
+    return _move(case, _S.REMOVED, at=at, cause=cause, data=data, retry_at=None)
 
 
 def mark_awaiting_sync(case: Case, *, at: dt.datetime) -> Case:

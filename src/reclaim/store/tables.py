@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 # Naming convention so Alembic migrations name constraints the same on both databases.
@@ -144,3 +145,190 @@ memberships = Table(
 )
 
 Index("ix_memberships_user", memberships.c.user_id)
+
+# -- decisions (migration 0002) -----------------------------------------------------------
+
+# Per (user, app, month): seconds of use in total and per day of the month, and a bit
+# per day of use (a use may carry no duration). Kept current by
+# ``store.summaries.update_usage_summaries`` beside every write to usage_daily, so a
+# decision reads one row per (user, app, month) for any window, exact to the day,
+# instead of scanning daily roll-ups. Zero days cost one byte on SQLite.
+DAY_COLUMNS = tuple(f"d{d:02d}" for d in range(1, 32))
+usage_monthly = Table(
+    "usage_monthly",
+    metadata,
+    Column("user_id", Integer, primary_key=True),
+    Column("app_id", Integer, primary_key=True),
+    Column("month", Integer, primary_key=True),  # year * 12 + (month - 1)
+    Column("seconds", BigInteger, nullable=False),
+    Column("days_mask", BigInteger, nullable=False),  # bit d-1 set: used on day d
+    *(Column(name, Integer, nullable=False) for name in DAY_COLUMNS),
+    sqlite_with_rowid=False,
+)
+
+# Watermarks of derived tables: ``events`` is how many accepted usage events the
+# summary reflects; it must equal sum(sources.rows_accepted) or the summary is stale.
+summary_state = Table(
+    "summary_state",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("events", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+)
+
+# One reclamation case per (policy, user, cycle); the state machine is domain/case.py.
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("policy_id", Integer, ForeignKey("policies.id"), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("cycle", Integer, nullable=False),
+    Column("state", String(30), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("outcome", String(20)),
+    Column("is_open", Boolean, nullable=False),
+    Column("verdict", String(20), nullable=False),  # the verdict that opened the case
+    Column("reason", Text, nullable=False),
+    Column("last_used", Integer),  # day, as known when the case opened
+    Column("asked_at", BigInteger),
+    Column("answered_at", BigInteger),
+    Column("reminders_sent", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),  # removal writes sent
+    Column("retry_at", BigInteger),
+    Column("failures", Integer, nullable=False),  # consecutive failed tries of the due step
+    Column("last_error", Text),
+    Column("remove_key", String(32), nullable=False),  # idempotency key of the removal
+    Column("authorized_key", String(32)),  # the side effect a plan allowed (ask or remove)
+    Column("plan_id", Integer),  # the plan that allowed it
+    Column("next_due_at", BigInteger),  # NULL: nothing to do until a plan or a person acts
+    Column("lease_owner", String(100)),
+    Column("lease_until", BigInteger),
+    Column("version", Integer, nullable=False),  # optimistic concurrency: bumped on save
+    Column("opened_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger),
+    UniqueConstraint("policy_id", "user_id", "cycle", name="uq_cases_policy_user_cycle"),
+)
+Index("ix_cases_next_due_at", cases.c.next_due_at)
+Index("ix_cases_remove_key", cases.c.remove_key)
+# At most one open case per (policy, user): the database refuses a second one.
+Index(
+    "uq_cases_open",
+    cases.c.policy_id,
+    cases.c.user_id,
+    unique=True,
+    sqlite_where=cases.c.is_open.is_(True),
+    postgresql_where=cases.c.is_open.is_(True),
+)
+
+# The case's history, append-only: every transition with its time, cause and data.
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("seq", Integer, nullable=False),  # 0 for the opening event
+    Column("at", BigInteger, nullable=False),
+    Column("from_state", String(30)),
+    Column("to_state", String(30), nullable=False),
+    Column("cause", String(40), nullable=False),
+    Column("data", Text, nullable=False),  # JSON
+    UniqueConstraint("case_id", "seq", name="uq_case_events_case_id"),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("kind", String(10), nullable=False),  # preview | run
+    Column("policies", Text, nullable=False),  # comma-separated names, for listing
+    Column("as_of", Integer, nullable=False),  # day
+    Column("created_at", BigInteger, nullable=False),
+    Column("content", Text, nullable=False),  # Plan.to_dict() as JSON
+    Column("content_hash", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("decided_by", String(200)),
+    Column("decided_at", BigInteger),
+    Column("note", Text),
+)
+
+# Removal idempotency keys an admin approved (for policies with require_approval).
+approved_keys = Table(
+    "approved_keys",
+    metadata,
+    Column("idempotency_key", String(32), primary_key=True),
+    Column("plan_id", Integer, ForeignKey("plans.id"), nullable=False),
+    Column("approved_at", BigInteger, nullable=False),
+)
+
+# Named leases: one scheduler tick per policy, whichever worker gets there first.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("owner", String(100)),
+    Column("until", BigInteger, nullable=False),
+    Column("tick_claimed", BigInteger, nullable=False),  # the cron time being run
+    Column("tick_done", BigInteger, nullable=False),  # the last cron time completed
+)
+
+# Operational switches shared by every process (``paused``: the kill switch).
+controls = Table(
+    "controls",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+)
+
+# Every directory write, recorded *before* it is sent: the proof that a key was used
+# once, and what a retry after a crash reads to tell "sent" from "never sent".
+directory_writes = Table(
+    "directory_writes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("idempotency_key", String(32), nullable=False, unique=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("plan_id", Integer),
+    Column("action", String(20), nullable=False),
+    Column("workflow", String(20), nullable=False),
+    Column("sends", Integer, nullable=False),  # how many times it was handed to the directory
+    Column("sent_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger),
+    Column("result", String(20), nullable=False),  # sending | done | already_done | queued | …
+    Column("detail", Text),
+)
+Index("ix_directory_writes_plan_id", directory_writes.c.plan_id)
+
+# Questions to employees, recorded for the campaign channels to deliver (an outbox).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("idempotency_key", String(32), nullable=False, unique=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("kind", String(10), nullable=False),  # ask | remind
+    Column("reminder", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),  # recorded | sent | failed
+    Column("channel", String(20)),
+)
+
+# The manual workflow: removals a person carries out, then marks done.
+manual_tasks = Table(
+    "manual_tasks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("idempotency_key", String(32), nullable=False, unique=True),
+    Column("case_id", Integer, ForeignKey("cases.id"), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("group_label", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),  # open | done | cancelled
+    Column("done_at", BigInteger),
+    Column("done_by", String(200)),
+    Column("note", Text),
+)
+Index("ix_manual_tasks_status", manual_tasks.c.status)

@@ -1,0 +1,151 @@
+"""The worker: runs due scheduled cycles, then claims due cases and executes them.
+
+Any number of workers may run against one database: cases are claimed with leases
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL), cycles with per-tick leases. A worker
+stops gracefully when asked (SIGTERM/SIGINT in the CLI): it finishes the case in hand,
+gives back the leases it still holds, and exits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+
+from reclaim.config import Settings
+from reclaim.runner.scheduler import run_due_cycles
+from reclaim.services.cycle import CycleOutcome
+from reclaim.services.runtime import Runtime, StepReport, StopSignal
+from reclaim.services.steps import process_case
+from reclaim.store.case_claims import claim_due, release
+from reclaim.workflows.asker import Asker, OutboxAsker
+from reclaim.workflows.directory import DirectoryFactory
+from reclaim.workflows.gate import WriteGate
+
+log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """A name for this worker, unique across machines and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class WorkerStats:
+    """What a worker did."""
+
+    cycles: list[CycleOutcome] = field(default_factory=list)
+    reports: list[StepReport] = field(default_factory=list)
+    stops: list[str] = field(default_factory=list)
+
+    def results(self) -> Counter[str]:
+        """How many steps ended in each result."""
+        return Counter(r.result for r in self.reports)
+
+
+class Worker:
+    """Runs cycles and due cases until stopped (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        settings: Settings,
+        directories: DirectoryFactory,
+        asker: Asker | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+        owner: str | None = None,
+        batch: int = 10,
+        lease_seconds: int = 600,
+        poll_seconds: float = 5.0,
+        dry_run: bool = False,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.owner = owner or worker_id()
+        self.batch = batch
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.stopping = threading.Event()
+        self.runtime = Runtime(
+            engine=engine,
+            settings=settings,
+            directories=directories,
+            asker=asker or OutboxAsker(),
+            gate=WriteGate(safety=settings.safety, dry_run=dry_run),
+            clock=clock or (lambda: dt.datetime.now(dt.UTC)),
+            owner=self.owner,
+        )
+
+    def stop(self) -> None:
+        """Ask the worker to finish the case in hand and exit."""
+        self.stopping.set()
+
+    def drain(
+        self, *, policy_ids: Sequence[int] | None = None, stats: WorkerStats | None = None
+    ) -> WorkerStats:
+        """Claim and process due cases until none is due (or a stop)."""
+        stats = stats or WorkerStats()
+        while not self.stopping.is_set():
+            now = int(self.runtime.now().timestamp())
+            with self.engine.begin() as conn:
+                ids = claim_due(
+                    conn,
+                    owner=self.owner,
+                    now=now,
+                    lease_seconds=self.lease_seconds,
+                    limit=self.batch,
+                    policy_ids=policy_ids,
+                )
+            if not ids:
+                break
+            for n, case_id in enumerate(ids):
+                if self.stopping.is_set():
+                    self._give_back(ids[n:])
+                    return stats
+                try:
+                    stats.reports += process_case(self.runtime, case_id)
+                except StopSignal as exc:
+                    stats.reports += exc.reports
+                    stats.stops.append(str(exc))
+                    self._give_back(ids[n + 1 :])
+                    return stats
+        return stats
+
+    def _give_back(self, ids: Sequence[int]) -> None:
+        if ids:
+            with self.engine.begin() as conn:
+                release(conn, ids, owner=self.owner)
+
+    def run(self, *, once: bool = False, max_seconds: float | None = None) -> WorkerStats:
+        """Loop: due cycles, then due cases; sleep ``poll_seconds`` when idle.
+
+        ``once``: one pass (every due cycle, every case due now), then return.
+        """
+        stats = WorkerStats()
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        while not self.stopping.is_set():
+            stats.cycles += run_due_cycles(
+                self.engine, settings=self.settings, now=self.runtime.now(), owner=self.owner
+            )
+            before = len(stats.reports)
+            self.drain(stats=stats)
+            if once:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            if len(stats.reports) == before:
+                wait = self.poll_seconds
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()))
+                self.stopping.wait(wait)
+        return stats

@@ -1,0 +1,287 @@
+"""The step executors: ask (and remind), remove, time out, cancel, check sync.
+
+Each is a handful of reads, at most one side effect through a port, and one domain
+transition, each in its own short transaction, so a crash at any point leaves a state
+the next try can read: asks are keyed in the outbox, removals in ``directory_writes``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from reclaim.connectors.errors import (
+    AlreadyDone,
+    NotFound,
+    Rejected,
+    StopRun,
+    Transient,
+    WriteRefused,
+)
+from reclaim.domain import case as dc
+from reclaim.domain.case import CaseState
+from reclaim.domain.case_steps import (
+    RecheckResult,
+    Step,
+    StepKind,
+    ready_for_removal,
+    recheck_before_removal,
+)
+from reclaim.domain.policy import Policy
+from reclaim.services.runtime import (
+    MANUAL_RECHECK,
+    MAX_FAILURES,
+    SYNC_DEADLINE,
+    SYNC_WAIT,
+    Runtime,
+    StepReport,
+    backoff,
+)
+from reclaim.store import cases as store
+from reclaim.store.facts import last_use
+from reclaim.store.writes import finish_write, get_write
+from reclaim.workflows.asker import Question
+from reclaim.workflows.directory import RemoveOutcome
+from reclaim.workflows.gate import Write
+from reclaim.workflows.manual import close_tasks
+
+
+@dataclass
+class Done:
+    """An executor's result: a report, and optionally when the case is next due."""
+
+    report: StepReport
+    due: int | None = None  # overrides the domain's next due time (and ends the turn)
+
+
+def _report(stored: store.StoredCase, step: Step, result: str, detail: str = "") -> StepReport:
+    c = stored.case
+    return StepReport(stored.id, c.policy, c.user, step.kind.value, result, detail)
+
+
+def _save(
+    rt: Runtime, stored: store.StoredCase, case: dc.Case, **changes: object
+) -> store.StoredCase:
+    with rt.begin() as conn:
+        return store.save_case(conn, stored, case, **changes)
+
+
+def _recheck(rt: Runtime, stored: store.StoredCase, policy: Policy) -> str | None:
+    """The reason to cancel because the user used the app again, or None."""
+    with rt.begin() as conn:
+        last = last_use(conn, app_ids=rt.app_ids(conn, policy), user_id=stored.user_id)
+    check = recheck_before_removal(stored.case, last)
+    return check.reason if check.result is RecheckResult.CANCEL else None
+
+
+def _is_member(rt: Runtime, policy: Policy, user: str) -> bool:
+    try:
+        return rt.directories(policy).is_member(policy=policy, user=user)
+    except NotFound:
+        return False  # the account is gone, and its membership with it
+
+
+def _absent(rt: Runtime, stored: store.StoredCase, step: Step, now: dt.datetime) -> Done:
+    """The user is out of the group before we wrote: they left, or our earlier write landed."""
+    case = dc.member_absent(stored.case, at=now)
+    with rt.begin() as conn:
+        store.save_case(conn, stored, case, failures=0, last_error=None)
+        if get_write(conn, stored.remove_key) is not None:
+            finish_write(
+                conn,
+                stored.remove_key,
+                result="already_done",
+                detail=None,
+                now=int(now.timestamp()),
+            )
+            close_tasks(
+                conn,
+                [stored.remove_key],
+                status="done",
+                by="reclaim",
+                note="member already gone",
+                now=int(now.timestamp()),
+            )
+    return Done(_report(stored, step, case.history[-1].cause))
+
+
+def _ask(
+    rt: Runtime, stored: store.StoredCase, policy: Policy, step: Step, now: dt.datetime
+) -> Done:
+    why = _recheck(rt, stored, policy)
+    if why:
+        case = dc.cancel(stored.case, at=now, cause=dc.CancelCause.USAGE_RESUMED, detail=why)
+        _save(rt, stored, case)
+        return Done(_report(stored, step, "cancelled", why))
+    if not _is_member(rt, policy, stored.case.user):
+        return _absent(rt, stored, step, now)
+    question = _question(stored, policy, step)
+    try:
+        with rt.begin() as conn:
+            channel = rt.asker.ask(conn, question, now=int(now.timestamp()))
+            if step.kind is StepKind.REMIND:
+                case = dc.mark_reminded(stored.case, at=now, reminder=step.reminder)
+            else:
+                case = dc.mark_asked(stored.case, at=now, channel=channel)
+            store.save_case(conn, stored, case, failures=0, last_error=None)
+    except Rejected as exc:
+        if step.kind is StepKind.REMIND:  # the question itself went out: keep waiting
+            case = dc.mark_reminded(stored.case, at=now, reminder=step.reminder)
+            _save(rt, stored, case, last_error=f"reminder not delivered: {exc.detail}")
+            return Done(_report(stored, step, "reminder_failed", exc.detail))
+        case = dc.mark_could_not_ask(stored.case, at=now, detail=exc.detail)
+        _save(rt, stored, case, last_error=exc.detail)
+        return Done(_report(stored, step, "could_not_ask", exc.detail))
+    return Done(_report(stored, step, "reminded" if step.reminder else "asked", channel))
+
+
+def _question(stored: store.StoredCase, policy: Policy, step: Step) -> Question:
+    opening = stored.case.history[0].data
+    last = opening.get("last_used")
+    return Question(
+        case_id=stored.id,
+        policy=policy,
+        user=stored.case.user,
+        idempotency_key=step.idempotency_key or "",
+        reminder=step.reminder,
+        last_used=str(last) if last else None,
+        reason=stored.reason,
+    )
+
+
+def _remove(
+    rt: Runtime, stored: store.StoredCase, policy: Policy, step: Step, now: dt.datetime
+) -> Done:
+    now_s = int(now.timestamp())
+    if stored.case.state is not CaseState.REMOVAL_PENDING:
+        stored = _save(rt, stored, ready_for_removal(stored.case, policy=policy, at=now))
+    why = _recheck(rt, stored, policy)  # the domain skips it once a write was sent
+    if why:
+        case = dc.cancel(stored.case, at=now, cause=dc.CancelCause.USAGE_RESUMED, detail=why)
+        _save(rt, stored, case)
+        return Done(_report(stored, step, "cancelled", why))
+    key = stored.remove_key
+    with rt.begin() as conn:
+        prior = get_write(conn, key)
+    if not _is_member(rt, policy, stored.case.user):
+        return _absent(rt, stored, step, now)
+    if prior is not None and prior.result == "queued":  # a person has it on their list
+        return Done(
+            _report(stored, step, "waiting", "manual task open"), due=now_s + MANUAL_RECHECK
+        )
+    write = Write(policy, stored.case.user, key, stored.id, stored.plan_id)
+    with rt.begin() as conn:
+        rt.gate.check(conn, write)
+
+    def mark_sent(conn: Connection) -> None:
+        nonlocal stored
+        stored = store.save_case(conn, stored, dc.removal_sent(stored.case, at=now))
+
+    port = rt.directories(policy)
+    try:
+        outcome = rt.gate.remove(rt.begin, write, port=port, mark_sent=mark_sent, now=now_s)
+    except Exception as exc:  # narrowed in _removal_failed, which re-raises the rest
+        return _removal_failed(rt, stored, step, now, exc)
+    with rt.begin() as conn:
+        if outcome is RemoveOutcome.QUEUED:
+            finish_write(conn, key, result="queued", detail=None, now=now_s)
+            store.set_columns(conn, stored, failures=0, last_error=None)
+            return Done(
+                _report(stored, step, "queued", "task for an admin"), due=now_s + MANUAL_RECHECK
+            )
+        if outcome is RemoveOutcome.AWAITING_SYNC:
+            case = dc.mark_awaiting_sync(stored.case, at=now)
+        else:
+            case = dc.mark_removed(stored.case, at=now)
+        finish_write(conn, key, result="done", detail=outcome.value, now=now_s)
+        store.save_case(conn, stored, case, failures=0, last_error=None)
+    return Done(_report(stored, step, outcome.value))
+
+
+def _removal_failed(
+    rt: Runtime, stored: store.StoredCase, step: Step, now: dt.datetime, exc: Exception
+) -> Done:
+    """Record a removal the directory did not carry out; re-raise what the caller handles."""
+    if isinstance(exc, WriteRefused | dc.CaseError) or not isinstance(
+        exc, AlreadyDone | Transient | Rejected | NotFound | StopRun
+    ):
+        raise exc  # refused before sending, a bug, or unexpected: the caller records it
+    now_s = int(now.timestamp())
+    key = stored.remove_key
+    case = stored.case
+    with rt.begin() as conn:
+        if isinstance(exc, AlreadyDone):
+            moved = dc.mark_removed(case, at=now, already=True)
+            finish_write(conn, key, result="already_done", detail=exc.detail, now=now_s)
+            store.save_case(conn, stored, moved, failures=0, last_error=None)
+            return Done(_report(stored, step, "already_removed", exc.detail))
+        if isinstance(exc, Transient):
+            failures = stored.failures + 1
+            if failures >= MAX_FAILURES:
+                why = f"gave up after {failures} tries: {exc.detail}"
+                moved = dc.mark_failed(case, at=now, detail=why)
+                finish_write(conn, key, result="failed", detail=exc.detail, now=now_s)
+                store.save_case(conn, stored, moved, failures=failures, last_error=exc.detail)
+                return Done(_report(stored, step, "failed", why))
+            wait = backoff(failures, exc.retry_after)
+            retry_at = now + dt.timedelta(seconds=wait)
+            moved = dc.retry_later(case, at=now, retry_at=retry_at, detail=exc.detail)
+            finish_write(conn, key, result="transient", detail=exc.detail, now=now_s)
+            store.save_case(conn, stored, moved, failures=failures, last_error=exc.detail)
+            return Done(_report(stored, step, "retry", f"{exc.detail} (again in {wait} s)"))
+        if isinstance(exc, Rejected | NotFound):
+            moved = dc.mark_failed(case, at=now, detail=exc.detail)
+            finish_write(conn, key, result="failed", detail=exc.detail, now=now_s)
+            store.save_case(conn, stored, moved, failures=0, last_error=exc.detail)
+            return Done(_report(stored, step, "failed", exc.detail))
+        finish_write(conn, key, result="stopped", detail=exc.detail, now=now_s)
+    raise exc  # StopRun: the write did not happen; the case waits, the pass stops
+
+
+def _timeout(
+    rt: Runtime, stored: store.StoredCase, policy: Policy, step: Step, now: dt.datetime
+) -> Done:
+    case = dc.apply_timeout(stored.case, policy=policy, at=now)
+    _save(rt, stored, case)
+    return Done(
+        _report(stored, step, case.state.value, f"default: {policy.campaign.on_no_response}")
+    )
+
+
+def _cancel(
+    rt: Runtime, stored: store.StoredCase, policy: Policy, step: Step, now: dt.datetime
+) -> Done:
+    cause = step.cancel_cause or dc.CancelCause.ADMIN
+    _save(rt, stored, dc.cancel(stored.case, at=now, cause=cause))
+    return Done(_report(stored, step, "cancelled", cause.value))
+
+
+def _check_sync(
+    rt: Runtime, stored: store.StoredCase, policy: Policy, step: Step, now: dt.datetime
+) -> Done:
+    """On-prem AD: wait until Entra ID no longer lists the member (directory sync)."""
+    if not rt.directories(policy).is_member(policy=policy, user=stored.case.user):
+        _save(rt, stored, dc.mark_removed(stored.case, at=now), failures=0, last_error=None)
+        return Done(_report(stored, step, "removed", "sync confirmed"))
+    removed_in_ad = next(e.at for e in reversed(stored.case.history) if e.cause == "removed_in_ad")
+    if (now - removed_in_ad).total_seconds() >= SYNC_DEADLINE:
+        why = f"directory sync did not show the removal within {SYNC_DEADLINE // 3600} h"
+        _save(rt, stored, dc.mark_failed(stored.case, at=now, detail=why), last_error=why)
+        return Done(_report(stored, step, "failed", why))
+    retry_at = now + dt.timedelta(seconds=SYNC_WAIT)
+    _save(
+        rt, stored, dc.retry_later(stored.case, at=now, retry_at=retry_at, detail="not synced yet")
+    )
+    return Done(_report(stored, step, "waiting", "not synced yet"))
+
+
+EXECUTORS = {
+    StepKind.ASK: _ask,
+    StepKind.REMIND: _ask,
+    StepKind.TIMEOUT: _timeout,
+    StepKind.REMOVE: _remove,
+    StepKind.CANCEL: _cancel,
+    StepKind.CHECK_SYNC: _check_sync,
+}

@@ -1,0 +1,91 @@
+"""Claiming due cases for a worker, and authorizing the steps a plan allows.
+
+Claiming: PostgreSQL takes due rows with ``FOR UPDATE SKIP LOCKED`` so workers on
+several machines never wait on, or take, each other's rows; SQLite has a single
+writer, so one ``UPDATE … WHERE id IN (SELECT …) RETURNING`` is atomic as it is. A
+lease that runs out (a crashed worker) makes the case claimable again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from reclaim.store.tables import cases
+
+
+def claim_due(
+    conn: Connection,
+    *,
+    owner: str,
+    now: int,
+    lease_seconds: int,
+    limit: int,
+    policy_ids: Sequence[int] | None = None,
+) -> list[int]:
+    """Lease up to ``limit`` due cases to ``owner``; returns their ids.
+
+    Due: ``next_due_at <= now`` and no live lease. Call in its own short transaction.
+    """
+    due = and_(
+        cases.c.next_due_at <= now,
+        or_(cases.c.lease_until.is_(None), cases.c.lease_until < now),
+    )
+    if policy_ids is not None:
+        due = and_(due, cases.c.policy_id.in_(list(policy_ids)))
+    pick = select(cases.c.id).where(due).order_by(cases.c.next_due_at, cases.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    result = conn.execute(
+        update(cases)
+        .where(cases.c.id.in_(pick.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=now + lease_seconds)
+        .returning(cases.c.id)
+    )
+    return sorted(int(r[0]) for r in result)
+
+
+def release(conn: Connection, ids: Sequence[int], *, owner: str) -> None:
+    """Give back leases this owner still holds (graceful stop, or work not done)."""
+    for i in range(0, len(ids), 900):
+        conn.execute(
+            update(cases)
+            .where(cases.c.id.in_(list(ids[i : i + 900])), cases.c.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+        )
+
+
+def authorize(
+    conn: Connection, case_ids: Sequence[int], *, key_of: dict[int, str], plan_id: int, now: int
+) -> None:
+    """Let a plan's items go ahead: the case may perform the side effect with this key."""
+    for cid in case_ids:
+        conn.execute(
+            update(cases)
+            .where(cases.c.id == cid, cases.c.is_open.is_(True))
+            .values(
+                authorized_key=key_of[cid],
+                plan_id=plan_id,
+                next_due_at=now,
+                version=cases.c.version + 1,
+            )
+        )
+
+
+def wake_removals(conn: Connection, keys: Sequence[str], *, plan_id: int, now: int) -> int:
+    """Authorize the open cases whose removal key is among ``keys`` (an approval)."""
+    woken = 0
+    for i in range(0, len(keys), 900):
+        result = conn.execute(
+            update(cases)
+            .where(cases.c.remove_key.in_(list(keys[i : i + 900])), cases.c.is_open.is_(True))
+            .values(
+                authorized_key=cases.c.remove_key,
+                plan_id=plan_id,
+                next_due_at=now,
+                version=cases.c.version + 1,
+            )
+        )
+        woken += result.rowcount
+    return woken

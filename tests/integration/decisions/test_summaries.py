@@ -1,0 +1,177 @@
+"""The monthly usage summary and the facts read from it, against plain computations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import polars as pl
+from sqlalchemy import Engine, func, insert, select, update
+
+from reclaim.domain.usage import month_bits
+from reclaim.store.facts import active_months, app_ids_by_policy, load_facts
+from reclaim.store.policies import policy_id
+from reclaim.store.summaries import (
+    MonthlyAccumulator,
+    ensure_usage_summaries,
+    rebuild_usage_summaries,
+    summaries_current,
+    update_usage_summaries,
+)
+from reclaim.store.tables import sources, usage_daily, usage_latest, usage_monthly
+from reclaim.store.usage_queries import day_number
+from reclaim.store.usage_window import pair_usage, window_sum_sql
+
+from .conftest import NOW, import_group, import_usage, make_settings, open_store, policy_yaml
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def _daily(rng: random.Random, n: int) -> pl.DataFrame:
+    """Random daily roll-ups over ~15 months for 5 users and 3 apps, unique keys."""
+    first = day_number(dt.date(2025, 9, 1))
+    keys = {(first + rng.randrange(460), rng.randint(1, 5), rng.randint(1, 3)) for _ in range(n)}
+    rows = [(d, u, a, rng.choice([0, 30, 600, 5000]), rng.randint(1, 4)) for d, u, a in keys]
+    return pl.DataFrame(
+        rows,
+        schema={
+            "day": pl.Int64,
+            "user_id": pl.Int64,
+            "app_id": pl.Int64,
+            "seconds": pl.Int64,
+            "events": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def _write_daily(engine: Engine, frame: pl.DataFrame) -> None:
+    """The daily roll-ups and the per-(user, app) latest row, as an import writes them."""
+    latest = frame.group_by("user_id", "app_id").agg(
+        pl.col("day").min().alias("first_day"), pl.col("day").max().alias("last_day")
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            insert(usage_daily),
+            [{**r, "first_seen": 0, "last_seen": 0} for r in frame.to_dicts()],
+        )
+        conn.execute(insert(usage_latest), [{**r, "last_seen": 0} for r in latest.to_dicts()])
+
+
+def _monthly_rows(engine: Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(select(usage_monthly).order_by(*usage_monthly.primary_key))
+        ]
+
+
+def test_incremental_upkeep_equals_a_rebuild_and_window_sums_are_exact(engine: Engine) -> None:
+    rng = random.Random(3)
+    daily = _daily(rng, 900)
+    _write_daily(engine, daily)
+    with engine.begin() as conn:
+        # In three uneven parts, as imports would; one part through the accumulator.
+        parts = [daily[:200], daily[200:650], daily[650:]]
+        update_usage_summaries(conn, parts[0], now=1)
+        acc = MonthlyAccumulator(batch_rows=50)
+        for i in range(0, parts[1].height, 100):
+            acc.add(parts[1][i : i + 100])
+        acc.write(conn, now=1)
+        update_usage_summaries(conn, parts[2], now=1)
+    incremental = _monthly_rows(engine)
+    with engine.begin() as conn:
+        rebuild_usage_summaries(conn, now=2)
+    assert _monthly_rows(engine) == incremental
+    # Windows of every shape: inside a month, across two, across many, ending today.
+    with engine.connect() as conn:
+        for _ in range(40):
+            hi = day_number(dt.date(2025, 9, 1)) + rng.randrange(30, 470)
+            lo = hi - rng.choice([1, 7, 20, 31, 60, 90, 200]) + 1
+            expr, _ = window_sum_sql(lo, hi)
+            assert "usage_daily" not in expr  # no daily roll-up is read, whatever the window
+            pairs = pair_usage(conn, [1, 2, 3], lo=lo, hi=hi)
+            found = {(u, a): got for a, by_user in pairs.items() for u, got in by_user.items()}
+            expected = daily.filter(pl.col("day") <= hi).select("user_id", "app_id").unique()
+            assert set(found) == set(expected.iter_rows())  # first used after hi: left out
+            for (u, a), got in found.items():
+                part = daily.filter((pl.col("user_id") == u) & (pl.col("app_id") == a))
+                window = part.filter(pl.col("day").is_between(lo, hi))
+                before = part.filter(pl.col("day") <= hi)
+                assert got[1] == window.get_column("seconds").sum(), (lo, hi, u, a)
+                assert got[0] == before.get_column("day").max(), (lo, hi, u, a)
+
+
+def test_a_stale_summary_is_rebuilt_before_it_is_read(engine: Engine) -> None:
+    daily = _daily(random.Random(4), 300)
+    _write_daily(engine, daily)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(sources).values(id=1, name="s", kind="file", rows_accepted=0, rows_rejected=0)
+        )
+        conn.execute(update(sources).values(rows_accepted=int(daily.get_column("events").sum())))
+        assert not summaries_current(conn)  # an import that skipped the summary
+    assert ensure_usage_summaries(engine, now=5) is True
+    assert ensure_usage_summaries(engine, now=6) is False
+    with engine.connect() as conn:
+        assert summaries_current(conn)
+        total = conn.execute(select(func.sum(usage_monthly.c.seconds))).scalar()
+    assert total == daily.get_column("seconds").sum()
+
+
+def test_facts_match_a_plain_computation_including_a_look_back(
+    engine: Engine, tmp_path: Path, db_url: str
+) -> None:
+    settings = make_settings(
+        db_url,
+        tmp_path / "data",
+        policy_yaml(
+            "Visio",
+            apps="VISIO.EXE, Microsoft Visio",
+            extra="underuse: {min_minutes: 60, window_days: 45}",
+        ),
+    )
+    ctx = open_store(settings)
+    rng = random.Random(9)
+    users = [f"u{i}@x.test" for i in range(12)]
+    events = []
+    for user in users:
+        for _ in range(rng.randint(0, 40)):
+            day = NOW.date() - dt.timedelta(days=rng.randint(1, 500))
+            events.append(
+                (
+                    user,
+                    rng.choice(["VISIO.EXE", "Microsoft Visio", "Teams"]),
+                    day,
+                    rng.choice([None, 60, 900]),
+                )
+            )
+    import_usage(ctx.engine, tmp_path, events)
+    import_group(ctx, tmp_path, "Visio", {u: dt.date(2024, 1, 1) for u in users})
+    ensure_usage_summaries(ctx.engine, now=1)
+    policy = settings.policies[0]
+    for as_of in (NOW.date(), NOW.date() - dt.timedelta(days=75), dt.date(2025, 12, 31)):
+        with ctx.engine.connect() as conn:
+            pid = policy_id(conn, "Visio")
+            assert pid is not None
+            facts = load_facts(conn, [(policy, pid)], as_of=as_of)[0]
+            apps = app_ids_by_policy(conn, [policy])["Visio"]
+            months = active_months(conn, app_ids=apps, user_ids=facts.user_ids, as_of=as_of)
+        lo = as_of - dt.timedelta(days=44)
+        for uid, member, usage in zip(facts.user_ids, facts.members, facts.usage, strict=True):
+            mine = [(a, d, s) for u, a, d, s in events if u == member.user and d <= as_of]
+            used = [(d, s) for a, d, s in mine if a != "Teams"]
+            seen = [d for _, d, _ in mine]
+            assert usage.last_used == max((d for d, _ in used), default=None), member.user
+            assert usage.last_observed == max(seen, default=None)
+            assert usage.first_observed == min(seen, default=None)
+            in_window = [s for d, s in used if d >= lo]
+            if not in_window:
+                assert usage.minutes_in_window == 0.0
+            elif not any(in_window):
+                assert usage.minutes_in_window is None  # used, but no durations reported
+            else:
+                assert usage.minutes_in_window == sum(s or 0 for s in in_window) / 60
+            assert months.get(uid, 0) == month_bits([d for d, _ in used], as_of=as_of)
+    ctx.engine.dispose()
