@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -149,3 +150,193 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- osquery result logs (bench/ingest.py --format osquery) ------------------------------
+
+OSQUERY_DOMAIN_SID = "S-1-5-21-1004336348-1177238915-682003330"
+OSQUERY_EXES = [
+    r"C:\Program Files\Microsoft Office\root\Office16\VISIO.EXE",
+    r"C:\Program Files\Microsoft Office\root\Office16\WINPROJ.EXE",
+    r"C:\Program Files\Microsoft Office\root\Office16\EXCEL.EXE",
+    r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE",
+    r"C:\Program Files\Microsoft Office\root\Office16\POWERPNT.EXE",
+    r"C:\Program Files\Microsoft Office\root\Office16\OUTLOOK.EXE",
+    r"C:\Program Files\Adobe\Acrobat DC\Acrobat\Acrobat.exe",
+    r"C:\Program Files\Tableau\Tableau 2026.1\bin\tableau.exe",
+    r"C:\Program Files\TechSmith\Snagit 2026\SnagitCapture.exe",
+    r"C:\Program Files\MATLAB\R2026a\bin\matlab.exe",
+    r"C:\Program Files\Autodesk\AutoCAD 2026\acad.exe",
+    r"C:\Program Files\Google\Chrome\Application\chrome.exe",
+    r"C:\Program Files\Mozilla Firefox\firefox.exe",
+    r"C:\Program Files\Notepad++\notepad++.exe",
+    r"C:\Users\Public\Desktop\Zoom.lnk",
+    r"C:\Windows\System32\mstsc.exe",
+    r"C:\Windows\explorer.exe",
+    r"C:\Windows\System32\cmd.exe",
+    r"C:\Program Files\JetBrains\PyCharm 2026.2\bin\pycharm64.exe",
+    r"C:\Program Files\Microsoft VS Code\Code.exe",
+]
+# Share of lines per kind: userassist (event format), prefetch (event), heartbeat
+# (snapshot, one row), batched userassist (diffResults, 2 added + 1 removed), and lines
+# of some other query in the same log (skipped by Reclaim).
+OSQUERY_MIX = {
+    "userassist": 0.45,
+    "prefetch": 0.2,
+    "heartbeat": 0.25,
+    "batch": 0.05,
+    "other": 0.05,
+}
+OSQUERY_APPS_PER_DEVICE = 6  # programs a device's user runs, drawn by popularity
+
+
+def _fmt(template: str, *values: pl.Expr) -> pl.Expr:
+    """``template`` with each ``{}`` replaced by the next value (JSON braces stay literal)."""
+    pieces = template.split("{}")
+    assert len(pieces) == len(values) + 1, template
+    parts: list[pl.Expr] = [pl.lit(pieces[0])]
+    for value, piece in zip(values, pieces[1:], strict=True):
+        parts += [value.cast(pl.String), pl.lit(piece)]
+    return pl.concat_str(parts)
+
+
+def _json_path(col: str) -> pl.Expr:
+    return pl.col(col).str.replace_all("\\", "\\\\", literal=True)
+
+
+def _osquery_chunk(
+    rng: np.random.Generator, device_apps: np.ndarray, *, lines: int, start: int, span: int
+) -> pl.DataFrame:
+    """One chunk of result lines in time order (a column ``line`` of JSON text)."""
+    at = np.sort(start + rng.integers(0, span, size=lines))
+    device = rng.integers(0, len(device_apps), size=lines)
+    kind = rng.choice(len(OSQUERY_MIX), size=lines, p=list(OSQUERY_MIX.values()))
+    exe = device_apps[device, rng.integers(0, OSQUERY_APPS_PER_DEVICE, size=lines)]
+    # 60% of app rows carry a fresh last-used time (a new run); the others repeat the
+    # device's last run of that app that day (what snapshots and re-logs do).
+    fresh = rng.random(lines) < 0.6
+    day_start = at - at % 86_400
+    repeat_at = day_start + (device * 7919 + exe * 104_729) % 28_800 + 7 * 3600
+    # A run is seen at the 5-minute mark before the line: never later than the line, and
+    # never earlier than what the same device logged before (last-used times only grow).
+    last = np.where(fresh | (repeat_at > at), at - at % 300, repeat_at)
+    frame = pl.DataFrame(
+        {
+            "at": at,
+            "device": device,
+            "kind": kind,
+            "path": pl.Series(OSQUERY_EXES).gather(exe),
+            "last": last,
+            "count": rng.integers(1, 500, size=lines),
+        }
+    ).with_columns(
+        host=pl.lit("WS-") + pl.col("device").cast(pl.String).str.zfill(5),
+        sid=pl.lit(OSQUERY_DOMAIN_SID + "-") + (pl.col("device") + 1000).cast(pl.String),
+        cal=(pl.col("at") * 1_000_000)
+        .cast(pl.Datetime("us", "UTC"))
+        .dt.strftime("%a %b %e %H:%M:%S %Y UTC"),
+        exe=pl.col("path").str.split("\\").list.last(),
+        jpath=_json_path("path"),
+    )
+    head = (
+        '{"name":"pack_reclaim-usage_QUERY","hostIdentifier":"{}","calendarTime":"{}",'
+        '"unixTime":"{}","epoch":"0","counter":"{}","numerics":false,'
+        '"decorations":{"host_uuid":"{}","username":"{}"},'
+    )
+    uuid = pl.lit("4C4C4544-0042-3510-8048-") + pl.col("device").cast(pl.String).str.zfill(12)
+    user = pl.lit("u") + pl.col("device").cast(pl.String)
+    h = [pl.col("host"), pl.col("cal"), pl.col("at"), pl.col("count"), uuid, user]
+    userassist = _fmt(
+        head.replace("QUERY", "reclaim_userassist")
+        + '"columns":{"count":"{}","last_execution_time":"{}","path":"{}","sid":"{}"},'
+        '"action":"added"}',
+        *h,
+        pl.col("count"),
+        pl.col("last"),
+        pl.col("jpath"),
+        pl.col("sid"),
+    )
+    prefetch = _fmt(
+        head.replace("QUERY", "reclaim_prefetch")
+        + '"columns":{"filename":"{}","last_run_time":"{}","path":"C:\\\\Windows\\\\Prefetch\\\\{}'
+        '-1A2B3C4D.pf","run_count":"{}","sid":"{}"},"action":"added"}',
+        *h,
+        pl.col("exe"),
+        pl.col("last"),
+        pl.col("exe"),
+        pl.col("count"),
+        pl.col("sid"),
+    )
+    heartbeat = _fmt(
+        head.replace("QUERY", "reclaim_heartbeat_windows")
+        + '"snapshot":[{"sid":"{}","type":"active","user":"u{}"}],"action":"snapshot"}',
+        *h,
+        pl.col("sid"),
+        pl.col("device"),
+    )
+    row = '{"count":"{}","last_execution_time":"{}","path":"{}","sid":"{}"}'
+    batch = _fmt(
+        head.replace("QUERY", "reclaim_userassist")
+        + '"diffResults":{"added":['
+        + row
+        + ","
+        + row
+        + '],"removed":['
+        + row
+        + "]}}",
+        *h,
+        *(pl.col("count"), pl.col("last"), pl.col("jpath"), pl.col("sid")),
+        *(pl.col("count"), pl.col("last") - 60, pl.col("jpath"), pl.col("sid")),
+        *(pl.col("count"), pl.col("last") - 86_400, pl.col("jpath"), pl.col("sid")),
+    )
+    other = _fmt(
+        head.replace("QUERY", "it_compliance_disk_encryption")
+        + '"columns":{"encrypted":"1","name":"C:"},"action":"added"}',
+        *h,
+    )
+    kinds = (userassist, prefetch, heartbeat, batch, other)
+    expr: Any = pl.when(pl.col("kind") == 0).then(kinds[0])
+    for i, k in enumerate(kinds[1:], start=1):
+        expr = expr.when(pl.col("kind") == i).then(k)
+    return frame.select(expr.alias("line"))
+
+
+def write_osquery_log(
+    path: Path,
+    *,
+    lines: int,
+    devices: int,
+    days: int = 30,
+    seed: int = 11,
+    end: dt.date = dt.date(2026, 11, 1),
+    chunk: int = 1_000_000,
+) -> Path:
+    """Write an osquery results log of ``lines`` lines from ``devices`` Windows devices
+    (one user each, SID ``OSQUERY_DOMAIN_SID-(1000 + device)``), over ``days`` days."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, len(OSQUERY_EXES) + 1) ** 0.8
+    device_apps = rng.choice(
+        len(OSQUERY_EXES), size=(devices, OSQUERY_APPS_PER_DEVICE), p=popularity / popularity.sum()
+    )
+    start = int(dt.datetime.combine(end - dt.timedelta(days=days), dt.time(), dt.UTC).timestamp())
+    span = days * 86_400
+    with path.open("wb") as out:
+        for i in range(0, lines, chunk):
+            n = min(chunk, lines - i)
+            part_start = start + span * i // lines
+            part_span = max(1, span * n // lines)
+            frame = _osquery_chunk(rng, device_apps, lines=n, start=part_start, span=part_span)
+            out.write(("\n".join(frame.get_column("line").to_list()) + "\n").encode())
+    return path
+
+
+def write_osquery_identities(path: Path, *, devices: int) -> Path:
+    """The identities CSV mapping each generated device user's SID to a UPN."""
+    ids = np.arange(devices)
+    pl.DataFrame(
+        {
+            "upn": [f"user{i}@corp.example.test" for i in ids],
+            "sid": [f"{OSQUERY_DOMAIN_SID}-{i + 1000}" for i in ids],
+        }
+    ).write_csv(path)
+    return path

@@ -2,6 +2,7 @@
 
     python -m bench.ingest                    # 10M events: SQLite, PostgreSQL, DuckDB reference
     python -m bench.ingest --events 1000000 --db sqlite
+    python -m bench.ingest --format osquery   # 10M osquery result lines (bench/ingest_osquery.py)
 
 Generates (or reuses) a usage CSV with bench/datagen.py, then in separate child
 processes, so each peak RSS is that run's own:
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,12 +126,34 @@ def main() -> None:
     ap.add_argument("--pg-url", help="admin URL of a PostgreSQL to use (default: start one)")
     ap.add_argument("--file", type=Path, help="usage CSV to reuse (default: generate)")
     ap.add_argument("--write-readme", action="store_true", help="update bench/README.md")
+    ap.add_argument("--format", choices=("csv", "osquery"), default="csv")
+    ap.add_argument("--lines", type=int, default=10_000_000, help="osquery: result lines")
+    ap.add_argument("--devices", type=int, default=10_000, help="osquery: devices (one user each)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
+        from bench.ingest_osquery import child_osquery
+
         kind, *rest = args.child
-        result = _child_import(*rest) if kind == "import" else _child_duckdb(*rest)
-        print(json.dumps(result))
+        children: dict[str, Callable[..., dict[str, float]]] = {
+            "import": _child_import,
+            "duckdb": _child_duckdb,
+            "osquery": child_osquery,
+        }
+        print(json.dumps(children[kind](*rest)))
+        return
+    if args.format == "osquery":
+        from bench.ingest_osquery import run as run_osquery
+
+        run_osquery(
+            args,
+            run_child=_run_child,
+            private_postgres=_private_postgres,
+            fresh_pg_database=_fresh_pg_database,
+            stop_postgres=lambda folder: subprocess.run(
+                ["bash", "scripts/pg.sh", "stop", str(folder)], cwd=ROOT, check=False
+            ),
+        )
         return
 
     from bench.datagen import write_usage_file

@@ -41,9 +41,15 @@ def _show(col: str) -> pl.Expr:
     return pl.lit("'") + pl.col(col).str.slice(0, 60) + pl.lit("'")
 
 
+# Epoch seconds as digits, as endpoint agents (osquery) and many logs write time.
+_EPOCH_DIGITS = "epoch"
+
+
 def _primary_format(texts: pl.Series) -> str:
     """The timestamp spelling of the first non-empty value (files use one spelling)."""
     sample = texts.drop_nulls().head(1)
+    if sample.len() and sample.cast(pl.Int64, strict=False).null_count() == 0:
+        return _EPOCH_DIGITS  # else every row would take the slow path below
     for fmt in _TIMESTAMP_FORMATS:
         if _to_epoch(sample, fmt).null_count() == 0:
             return fmt
@@ -51,6 +57,8 @@ def _primary_format(texts: pl.Series) -> str:
 
 
 def _to_epoch(texts: pl.Series, fmt: str) -> pl.Series:
+    if fmt == _EPOCH_DIGITS:
+        return texts.cast(pl.Int64, strict=False)
     # A format ending in a literal Z parses as naive time that is UTC already.
     tz = None if fmt.endswith("Z") else "UTC"
     return texts.str.to_datetime(fmt, strict=False, time_zone=tz).dt.epoch("s")

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 import polars as pl
 
 SECONDS_PER_DAY = 86_400
+# The app of a row that only says its user was seen (a device heartbeat, a sign-in):
+# sources hand such rows to ``observed_days``, never to ``rollup``.
+OBSERVED_ONLY_APP = "(observed)"
 
 
 @dataclass(frozen=True)
@@ -52,9 +55,26 @@ def rollup(events: pl.DataFrame, *, user: str = "user", app: str = "app_key") ->
         pl.col("ts").max().alias("last_seen"),
     )
     # Observed days come from the (much smaller) daily frame: same days, fewer rows.
-    days = daily.select(user, "day").unique()
-    observed = (
-        days.with_columns(
+    observed = observed_days(daily.select(user, "day"), user=user)
+    latest = daily.group_by(user, app).agg(
+        pl.col("day").min().alias("first_day"),
+        pl.col("day").max().alias("last_day"),
+        pl.col("last_seen").max().alias("last_seen"),
+    )
+    return Rollup(daily=daily, observed=observed, latest=latest, events=ev.height)
+
+
+def observed_days(days: pl.DataFrame, *, user: str = "user") -> pl.DataFrame:
+    """(user, day) pairs → the ``observed`` aggregate: (user, month, days_mask, last_day).
+
+    Also what sources call for rows that only say a user was seen (a sign-in, a device
+    heartbeat): those mark the day observed without being use of any app, so they
+    never reach ``rollup`` and never make a ``usage_daily`` row.
+    """
+    return (
+        days.select(user, "day")
+        .unique()
+        .with_columns(
             month_of_day(pl.col("day")).alias("month"),
             # 2**(day of month - 1), exact in float64 for days 1..31.
             pl.lit(2.0)
@@ -66,12 +86,6 @@ def rollup(events: pl.DataFrame, *, user: str = "user", app: str = "app_key") ->
         # Days are unique here, so summing their bits is the same as OR-ing them.
         .agg(pl.col("bit").sum().alias("days_mask"), pl.col("day").max().alias("last_day"))
     )
-    latest = daily.group_by(user, app).agg(
-        pl.col("day").min().alias("first_day"),
-        pl.col("day").max().alias("last_day"),
-        pl.col("last_seen").max().alias("last_seen"),
-    )
-    return Rollup(daily=daily, observed=observed, latest=latest, events=ev.height)
 
 
 def merge_latest(parts: list[pl.DataFrame]) -> pl.DataFrame:
