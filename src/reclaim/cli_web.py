@@ -1,0 +1,326 @@
+"""CLI commands for the web app: ``serve``, ``tokens`` and ``accounts``.
+
+Registered on the main ``reclaim`` app by :func:`register`. Every change made here is
+written to the audit log as actor kind ``cli``, named after the operating-system user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from reclaim.web.audit import Actor
+
+serve_help = "Run the web app and API (and, on SQLite, the scheduler and a worker)."
+tokens_app = typer.Typer(
+    help="API tokens: create (shown once), list, revoke.", no_args_is_help=True
+)
+accounts_app = typer.Typer(help="Accounts that sign in to the web app.", no_args_is_help=True)
+
+RoleOpt = Annotated[str, typer.Option("--role", "-r", help="viewer, operator, admin or ingest.")]
+PasswordFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--password-file",
+        help="Read the password from this file (first line) instead of prompting.",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``tokens`` and ``accounts`` to the ``reclaim`` command."""
+    app.command("serve", help=serve_help)(serve)
+    app.add_typer(tokens_app, name="tokens")
+    app.add_typer(accounts_app, name="accounts")
+
+
+def _cli_actor() -> Actor:
+    from reclaim.web.audit import Actor
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        user = "unknown"
+    return Actor(name=f"cli:{user}", kind="cli")
+
+
+def _when(ts: int | None) -> str:
+    return "never" if ts is None else f"{dt.datetime.fromtimestamp(ts, dt.UTC):%Y-%m-%d %H:%M}"
+
+
+# -- serve --------------------------------------------------------------------------------
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="Serve only; run workers separately.")
+    ] = False,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="Reverse proxies whose X-Forwarded-For/-Proto to trust (comma-separated).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", envvar="RECLAIM_CONFIG", help="Path to reclaim.yaml."),
+    ] = None,
+) -> None:
+    """Run the web app with uvicorn."""
+    import uvicorn
+
+    from reclaim.cli import context, err, fail, out
+    from reclaim.web.app import create_app
+    from reclaim.web.security import RedactQueryFilter
+    from reclaim.web.settings import WebSettingsError
+
+    ctx = context(config)
+    try:
+        web = create_app(ctx)
+    except WebSettingsError as exc:
+        fail(str(exc))
+    # Integration point (Issue 3): unless --no-worker, start the scheduler and one worker
+    # (reclaim.runner) in this process on SQLite, stopping them with the server.
+    if not no_worker:
+        err.print("note: the in-process scheduler and worker are not available yet", style="dim")
+    out.print(
+        f"Reclaim web app on http://{host}:{port}/ (API: /api/v1, OpenAPI: /api/v1/openapi.json)"
+    )
+    server_config = uvicorn.Config(
+        web,
+        host=host,
+        port=port,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        server_header=False,
+        log_level="info",
+    )
+    # uvicorn set its loggers up just now (in Config): add the filter after that.
+    logging.getLogger("uvicorn.access").addFilter(RedactQueryFilter())
+    uvicorn.Server(server_config).run()
+
+
+# -- tokens -------------------------------------------------------------------------------
+@tokens_app.command("create")
+def tokens_create(
+    role: RoleOpt,
+    name: Annotated[str, typer.Option("--name", "-n", help="What the token is for.")],
+    expires_days: Annotated[
+        int | None, typer.Option(help="Expire after this many days (default: never).", min=1)
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="RECLAIM_CONFIG")] = None,
+) -> None:
+    """Create an API token and print it once: it is stored only as a hash."""
+    from reclaim.cli import context, err, fail, now_utc
+    from reclaim.web.auth.roles import parse_role
+    from reclaim.web.auth.tokens import TokenError, create_token
+
+    try:
+        parsed = parse_role(role)
+    except ValueError as exc:
+        fail(str(exc))
+    ctx = context(config)
+    now = int(now_utc().timestamp())
+    try:
+        with ctx.engine.begin() as conn:
+            token, secret = create_token(
+                conn,
+                name=name,
+                role=parsed,
+                actor=_cli_actor(),
+                now=now,
+                expires=None if expires_days is None else now + expires_days * 86400,
+            )
+    except TokenError as exc:
+        fail(str(exc))
+    err.print(
+        f"token #{token.id} '{token.name}' ({token.role.value}) created; it is shown once, "
+        "store it now:",
+        highlight=False,
+    )
+    # The secret alone on stdout, so that `reclaim tokens create … > file` captures it.
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    show_revoked: Annotated[bool, typer.Option("--all", help="Include revoked tokens.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="RECLAIM_CONFIG")] = None,
+) -> None:
+    """List tokens (never their secrets) with role and last use."""
+    from reclaim.cli import context, out, print_json
+    from reclaim.web.auth.tokens import list_tokens
+
+    ctx = context(config)
+    with ctx.engine.connect() as conn:
+        listed = list_tokens(conn, include_revoked=show_revoked)
+    if as_json:
+        print_json(
+            [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "prefix": t.prefix,
+                    "role": t.role.value,
+                    "created": t.created,
+                    "created_by": t.created_by,
+                    "expires": t.expires,
+                    "last_used": t.last_used,
+                    "revoked": t.revoked,
+                }
+                for t in listed
+            ]
+        )
+        return
+    table = Table("id", "name", "token", "role", "created", "last used", "expires", "status")
+    for t in listed:
+        table.add_row(
+            str(t.id),
+            t.name,
+            f"{t.prefix}…",
+            t.role.value,
+            _when(t.created),
+            _when(t.last_used),
+            _when(t.expires) if t.expires else "never",
+            "revoked" if t.revoked else "active",
+        )
+    out.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see 'reclaim tokens list').")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="RECLAIM_CONFIG")] = None,
+) -> None:
+    """Revoke a token: its next request is refused."""
+    from reclaim.cli import context, fail, now_utc, out
+    from reclaim.web.auth.tokens import TokenError, revoke_token
+
+    ctx = context(config)
+    try:
+        with ctx.engine.begin() as conn:
+            token = revoke_token(conn, token_id, actor=_cli_actor(), now=int(now_utc().timestamp()))
+    except TokenError as exc:
+        fail(str(exc))
+    out.print(f"token #{token.id} '{token.name}' ({token.prefix}…) revoked")
+
+
+# -- accounts -----------------------------------------------------------------------------
+def _read_password(path: Path | None) -> str:
+    from reclaim.cli import fail
+
+    if path is not None:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if not lines:
+            fail(f"{path} is empty")
+        return lines[0]
+    first = typer.prompt("Password", hide_input=True)
+    if typer.prompt("Password again", hide_input=True) != first:
+        fail("the two passwords differ")
+    return str(first)
+
+
+def _create(email: str, role: str, password: str | None, config: Path | None) -> None:
+    from reclaim.cli import context, fail, now_utc, out
+    from reclaim.web.auth.accounts import AccountError, create_account
+    from reclaim.web.auth.passwords import WeakPassword
+    from reclaim.web.auth.roles import parse_role
+
+    try:
+        parsed = parse_role(role)
+    except ValueError as exc:
+        fail(str(exc))
+    ctx = context(config)
+    try:
+        with ctx.engine.begin() as conn:
+            account = create_account(
+                conn,
+                email=email,
+                role=parsed,
+                password=password,
+                actor=_cli_actor(),
+                now=int(now_utc().timestamp()),
+            )
+    except (AccountError, WeakPassword) as exc:
+        fail(str(exc))
+    how = "password" if password is not None else "single sign-on only"
+    out.print(f"account #{account.id} {account.email} ({account.role.value}, {how}) created")
+
+
+@accounts_app.command("create-admin")
+def accounts_create_admin(
+    email: Annotated[str, typer.Argument(help="The admin's e-mail address.")],
+    password_file: PasswordFileOpt = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="RECLAIM_CONFIG")] = None,
+) -> None:
+    """Create an admin account with a password (the first admin starts here)."""
+    _create(email, "admin", _read_password(password_file), config)
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: Annotated[str, typer.Argument(help="The person's e-mail address.")],
+    role: RoleOpt = "viewer",
+    password_file: PasswordFileOpt = None,
+    sso_only: Annotated[
+        bool, typer.Option("--sso-only", help="No password: sign in through OpenID Connect.")
+    ] = False,
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="RECLAIM_CONFIG")] = None,
+) -> None:
+    """Create an account (viewer, operator or admin)."""
+    password = None if sso_only else _read_password(password_file)
+    _create(email, role, password, config)
+
+
+@accounts_app.command("list")
+def accounts_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="RECLAIM_CONFIG")] = None,
+) -> None:
+    """List accounts with role, sign-in method and last sign-in."""
+    from reclaim.cli import context, out, print_json
+    from reclaim.web.auth.accounts import list_accounts
+
+    ctx = context(config)
+    with ctx.engine.connect() as conn:
+        listed = list_accounts(conn)
+    rows = [
+        {
+            "id": a.id,
+            "email": a.email,
+            "role": a.role.value,
+            "active": a.active,
+            "password": a.has_password,
+            "sso_bound": a.oidc_bound,
+            "created": a.created,
+            "last_login": a.last_login,
+        }
+        for a in listed
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("id", "e-mail", "role", "sign-in", "status", "last sign-in")
+    for a in listed:
+        method = ("password" if a.has_password else "") + (
+            (" + SSO" if a.has_password else "SSO") if a.oidc_bound or not a.has_password else ""
+        )
+        table.add_row(
+            str(a.id),
+            a.email,
+            a.role.value,
+            method,
+            "active" if a.active else "disabled",
+            _when(a.last_login),
+        )
+    out.print(table)

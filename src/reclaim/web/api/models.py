@@ -1,0 +1,155 @@
+"""Response models: what the OpenAPI document promises the API returns."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ProblemModel(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = Field(description="A URI naming the kind of problem, or about:blank.")
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+
+
+class FieldError(BaseModel):
+    """One invalid field of a request."""
+
+    location: str = Field(description="query, header, path or body")
+    field: str
+    detail: str
+
+
+class ValidationProblem(ProblemModel):
+    """422: which fields were wrong, one entry each."""
+
+    errors: list[FieldError]
+
+
+class PolicyOut(BaseModel):
+    """A policy as configured (or, for one removed from the file, as last stored)."""
+
+    id: int
+    name: str
+    enabled: bool
+    in_config: bool = Field(description="False: removed from the file, kept for its history.")
+    updated: str = Field(description="When the store's copy last changed (ISO 8601 UTC).")
+    members: int = Field(description="Active members of the license group, as last imported.")
+    definition: dict[str, Any] = Field(description="The policy's settings, as in reclaim.yaml.")
+
+
+class PolicyPage(BaseModel):
+    """Policies (a short list: always one page, ``next`` is null)."""
+
+    items: list[PolicyOut]
+    next: str | None = None
+
+
+class RowError(BaseModel):
+    """A rejected row: its line in the body (CSV header = line 1) or array position."""
+
+    row: int
+    reason: str
+
+
+class UsageUploadResult(BaseModel):
+    """What an upload did. Good rows are kept even when some rows were rejected."""
+
+    status: Literal["imported", "duplicate"] = Field(
+        description="duplicate: these exact bytes were imported before; nothing changed."
+    )
+    format: Literal["csv", "ndjson", "json"]
+    source: str
+    sha256: str
+    rows_accepted: int
+    rows_rejected: int
+    errors: list[RowError] = Field(description="The first rejected rows, in body order.")
+    errors_truncated: bool = Field(description="More rows were rejected than listed.")
+    previous_import: str | None = None
+
+
+class AuditEntryOut(BaseModel):
+    """One line of the audit log."""
+
+    id: int
+    at: str
+    actor: str
+    actor_kind: Literal["account", "token", "cli", "system"]
+    action: str
+    target: str | None
+    detail: dict[str, Any]
+    client_ip: str | None
+
+
+class AuditPage(BaseModel):
+    """A page of the audit log, newest first; follow ``next`` until it is null."""
+
+    items: list[AuditEntryOut]
+    next: str | None
+
+
+class WhoAmI(BaseModel):
+    """The caller as the API sees it."""
+
+    kind: Literal["account", "token"]
+    name: str
+    role: Literal["viewer", "operator", "admin", "ingest"]
+
+
+PROBLEM_SCHEMAS = {
+    400: "Problem",
+    401: "Problem",
+    403: "Problem",
+    404: "Problem",
+    409: "Problem",
+    413: "Problem",
+    415: "Problem",
+    422: "ValidationProblem",
+}
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "No valid credentials",
+    403: "The caller's role does not allow this (or the CSRF token is missing)",
+    404: "Not found",
+    409: "A request with this Idempotency-Key is still running",
+    413: "The body is larger than the upload limit",
+    415: "Unsupported Content-Type",
+    422: "Invalid fields, or an Idempotency-Key reused with another body",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for these error codes, typed as problem+json.
+
+    The schemas they point to are added to the document by :func:`problem_components`.
+    """
+    return {
+        code: {
+            "description": _DESCRIPTIONS[code],
+            "content": {"application/problem+json": {"schema": {"$ref": _schema_ref(code)}}},
+        }
+        for code in codes
+    }
+
+
+def _schema_ref(code: int) -> str:
+    name = "ValidationProblem" if code == 422 else "Problem"
+    return f"#/components/schemas/{name}"
+
+
+def problem_components() -> dict[str, Any]:
+    """JSON Schemas of the problem bodies, for ``components.schemas``."""
+    from pydantic.json_schema import models_json_schema
+
+    _, schema = models_json_schema(
+        [(ProblemModel, "serialization"), (ValidationProblem, "serialization")],
+        ref_template="#/components/schemas/{model}",
+    )
+    defs: dict[str, Any] = schema["$defs"]
+    defs["Problem"] = defs.pop("ProblemModel")
+    return defs

@@ -1,0 +1,1 @@
+"""Authentication and authorization: accounts, API tokens, sessions, CSRF, OIDC, roles."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages for admins (Jinja2, autoescaped, no assets from the internet)."""
