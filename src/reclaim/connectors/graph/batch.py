@@ -69,8 +69,6 @@ def _part_response(raw: dict[str, Any], part: BatchPart) -> GraphResponse:
 def _check(parts: Sequence[BatchPart]) -> None:
     if not 1 <= len(parts) <= MAX_BATCH:
         raise ValueError(f"a batch holds 1 to {MAX_BATCH} parts, got {len(parts)}")
-    if not parts:
-        return {}  # nothing to send (and a thread pool of zero workers is an error)
     ids = [p.id.lower() for p in parts]
     if len(set(ids)) != len(ids):
         raise ValueError("batch part ids must be unique (case-insensitively)")
