@@ -1,0 +1,288 @@
+"""The ``onprem_ad`` workflow: license groups mastered in on-prem AD, synced to Entra ID.
+
+The reference pack's "License reclamation (on-premises Active Directory)" steps:
+
+1. read, from Entra ID through Graph, the user's ``onPremisesSamAccountName`` and
+   ``onPremisesSecurityIdentifier`` and (with ``group.entra_id``) the group's
+   ``onPremisesSecurityIdentifier``; ``group.ad_sid`` / ``group.ad_dn`` /
+   ``group.ad_sam`` name the AD group directly and skip the Graph group read;
+2. find the user in AD (by sAMAccountName, falling back to the SID) and the group
+   (by SID, DN or name), and confirm *direct* membership: a seat granted through a
+   nested group is not freed by removing anyone from this one;
+3. remove the member on a DC over LDAPS, read membership back, and answer
+   :attr:`RemoveOutcome.AWAITING_SYNC`: Entra ID (and so the license) follows at the
+   next directory sync, which :meth:`OnPremAdDirectory.sync_confirmed` watches;
+4. add the member back for restores.
+
+Every call to Graph or LDAP is recorded as a :class:`~reclaim.workflows.step_log.Step`
+(see that module for the contract). The adapter never retries: the runner does, with
+the same idempotency key, and a retried removal that already landed reads as
+``AlreadyDone`` (the connector re-reads membership rather than trusting the message).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from reclaim.config import Settings
+from reclaim.connectors.errors import AlreadyDone, NotFound, Rejected
+from reclaim.connectors.graph import GraphClient
+from reclaim.connectors.ldap import DirectoryGroup, DirectoryUser, LdapConnector
+from reclaim.domain.policy import GroupRef, Policy, Workflow
+from reclaim.workflows.directory import DirectoryFactory, DirectoryPort, RemoveOutcome
+from reclaim.workflows.step_log import Outcome, Step, StepLog, StepSink
+
+__all__ = [
+    "OnPremAdDirectory",
+    "Step",
+    "StepSink",
+    "build_directory",
+    "onprem_ad_directory_factory",
+]
+
+
+class OnPremAdDirectory:
+    """A :class:`~reclaim.workflows.directory.DirectoryPort` for ``workflow: onprem_ad``.
+
+    ``graph`` may be None when every policy names its AD group directly (``ad_sid``,
+    ``ad_dn``, ``ad_sam``); users are then found in AD by UPN, and
+    :meth:`sync_confirmed` cannot watch Entra ID. Both connectors are shared by all
+    policies; the adapter is thread-safe as they are.
+    """
+
+    name = Workflow.ONPREM_AD.value
+
+    def __init__(
+        self,
+        *,
+        ldap: LdapConnector,
+        graph: GraphClient | None,
+        on_step: StepSink | None = None,
+    ) -> None:
+        self.ldap = ldap
+        self.graph = graph
+        self.log = StepLog(on_step)
+        # A group's SID never changes, so its AD object is resolved once per policy;
+        # users are resolved on every call (an account can be renamed or replaced).
+        self._groups: dict[GroupRef, DirectoryGroup] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def steps(self) -> list[Step]:
+        """Steps recorded and not drained yet (see :mod:`reclaim.workflows.step_log`)."""
+        return self.log.steps
+
+    # -- the port ----------------------------------------------------------------------
+    def is_member(self, *, policy: Policy, user: str) -> bool:
+        """Whether ``user`` is a *direct* member of the policy's AD group (nested: False)."""
+        ad_user, group = self._resolve(policy, user)
+        return self._direct(policy, user, group, ad_user)
+
+    def remove_member(self, *, policy: Policy, user: str, idempotency_key: str) -> RemoveOutcome:
+        """Remove ``user`` from the AD group; AWAITING_SYNC until Entra ID follows.
+
+        Raises AlreadyDone (not a member), Rejected (member only through a nested
+        group, or still a member after the removal), WriteRefused (dry run, paused),
+        and the connectors' other errors.
+        """
+        ad_user, group = self._resolve(policy, user)
+        if not self._direct(policy, user, group, ad_user):
+            self._explain_absence(policy, user, group, ad_user)
+        with self._step(policy, user, "ldap.remove_member", f"{group.dn} {idempotency_key}"):
+            self.ldap.remove_member(group_dn=group.dn, user_dn=ad_user.dn)
+        if self._direct(policy, user, group, ad_user, step="ldap.verify_removed"):
+            raise Rejected(f"{ad_user.dn} is still a member of {group.dn} after the removal")
+        return RemoveOutcome.AWAITING_SYNC
+
+    def add_member(self, *, policy: Policy, user: str, idempotency_key: str) -> None:
+        """Put ``user`` back into the AD group (AlreadyDone if already a direct member)."""
+        ad_user, group = self._resolve(policy, user)
+        with self._step(policy, user, "ldap.add_member", f"{group.dn} {idempotency_key}"):
+            self.ldap.add_member(group_dn=group.dn, user_dn=ad_user.dn)
+        if not self._direct(policy, user, group, ad_user, step="ldap.verify_added"):
+            raise Rejected(f"{ad_user.dn} is not a member of {group.dn} after the add")
+
+    def sync_confirmed(self, *, policy: Policy, user: str) -> bool:
+        """Whether Entra ID no longer lists ``user`` as a direct member of the group.
+
+        Asks Graph (``GET /users/{u}/memberOf``, strongly consistent) about the synced
+        copy of the group named by ``group.entra_id``. Without Graph or an Entra group
+        id there is nothing to watch: True, recorded as a ``skipped`` step.
+        """
+        if self.graph is None or policy.group.entra_id is None:
+            why = "no Graph (entra:) configured" if self.graph is None else "no group.entra_id"
+            self.log.add(Step(policy.name, user, "graph.sync_check", "-", f"skipped: {why}", 0.0))
+            return True
+        graph = self.graph
+        group_id = policy.group.entra_id
+        with self._step(policy, user, "graph.get_user", user):
+            entra_user = graph.get_user(user)
+        with self._step(policy, user, "graph.is_member", f"{group_id} {entra_user.id}") as out:
+            listed = graph.is_member(group_id, entra_user.id)
+            out.text = "still_listed" if listed else "synced"
+        return not listed
+
+    def group_for(self, policy: Policy) -> DirectoryGroup:
+        """The policy's AD group (resolved once, then cached): for directory sync."""
+        return self._group(policy)
+
+    # -- resolution --------------------------------------------------------------------
+    def _resolve(self, policy: Policy, user: str) -> tuple[DirectoryUser, DirectoryGroup]:
+        return self._user(policy, user), self._group(policy)
+
+    def _user(self, policy: Policy, user: str) -> DirectoryUser:
+        """The AD account behind a UPN: through Entra's on-prem attributes when we can."""
+        if self.graph is None:
+            with self._step(policy, user, "ldap.find_user_by_upn", user):
+                return self.ldap.find_user_by_upn(user)
+        with self._step(policy, user, "graph.get_user", user):
+            entra = self.graph.get_user(user)
+        sam, sid = entra.on_premises_sam_account_name, entra.on_premises_security_identifier
+        if not sam and not sid:
+            raise Rejected(
+                f"{user} is not synced from on-prem AD (no onPremisesSamAccountName or "
+                "onPremisesSecurityIdentifier in Entra ID); use the entra_id workflow",
+                code="not-synced",
+            )
+        found: DirectoryUser | None = None
+        if sam:
+            try:
+                with self._step(policy, user, "ldap.find_user_by_sam", sam):
+                    found = self.ldap.find_user_by_sam(sam)
+            except NotFound:
+                if not sid:
+                    raise
+        if found is None:  # renamed in AD since the last sync: the SID still finds it
+            with self._step(policy, user, "ldap.find_user_by_sid", str(sid)):
+                found = self.ldap.find_user_by_dn(f"<SID={sid}>")
+        if sid and found.sid and found.sid.upper() != sid.upper():
+            # The name was reused by another person: acting on it would hit the wrong one.
+            raise Rejected(
+                f"{user}: AD account {found.sam!r} has SID {found.sid}, Entra ID says {sid}",
+                code="sid-mismatch",
+            )
+        return found
+
+    def _group(self, policy: Policy) -> DirectoryGroup:
+        ref = policy.group
+        with self._lock:
+            cached = self._groups.get(ref)
+        if cached is not None:
+            return cached
+        if ref.ad_sid:
+            with self._step(policy, None, "ldap.find_group_by_sid", ref.ad_sid):
+                group = self.ldap.find_group_by_sid(ref.ad_sid)
+        elif ref.ad_dn:
+            with self._step(policy, None, "ldap.find_group_by_dn", ref.ad_dn):
+                group = self.ldap.find_group_by_dn(ref.ad_dn)
+        elif ref.entra_id and self.graph is not None:
+            sid = self._entra_group_sid(policy, ref.entra_id)
+            with self._step(policy, None, "ldap.find_group_by_sid", sid):
+                group = self.ldap.find_group_by_sid(sid)
+        elif ref.ad_sam:
+            with self._step(policy, None, "ldap.find_group_by_sam", ref.ad_sam):
+                group = self.ldap.find_group_by_sam(ref.ad_sam)
+        else:
+            raise Rejected(
+                f"policy {policy.name!r}: the onprem_ad workflow needs group.ad_sid, ad_dn, "
+                "ad_sam, or an entra_id with Graph configured",
+                code="no-ad-group",
+            )
+        with self._lock:
+            self._groups[ref] = group
+        return group
+
+    def _entra_group_sid(self, policy: Policy, group_id: str) -> str:
+        assert self.graph is not None  # only called with Graph configured
+        with self._step(policy, None, "graph.get_group", group_id):
+            entra = self.graph.get_group(group_id)
+        sid = entra.on_premises_security_identifier
+        if not entra.is_synced or not sid:
+            raise Rejected(
+                f"Entra group {group_id} ({entra.display_name}) is not synced from on-prem "
+                "AD; use the entra_id workflow",
+                code="not-synced",
+            )
+        return sid
+
+    # -- membership --------------------------------------------------------------------
+    def _direct(
+        self,
+        policy: Policy,
+        user: str,
+        group: DirectoryGroup,
+        ad_user: DirectoryUser,
+        *,
+        step: str = "ldap.is_direct_member",
+    ) -> bool:
+        with self._step(policy, user, step, f"{group.dn} {ad_user.dn}") as out:
+            member = self.ldap.is_direct_member(group_dn=group.dn, user_dn=ad_user.dn)
+            out.text = "member" if member else "not_member"
+        return member
+
+    def _explain_absence(
+        self, policy: Policy, user: str, group: DirectoryGroup, ad_user: DirectoryUser
+    ) -> None:
+        """Not a direct member: AlreadyDone, unless the seat comes through a nested group."""
+        with self._step(policy, user, "ldap.is_nested_member", f"{group.dn} {ad_user.dn}") as out:
+            nested = self.ldap.is_nested_member(group_dn=group.dn, user_dn=ad_user.dn)
+            out.text = "nested_member" if nested else "not_member"
+        if nested:
+            raise Rejected(
+                f"{ad_user.dn} is in {group.dn} only through a nested group: removing "
+                "them from this group would not free the seat",
+                code="nested-only",
+            )
+        raise AlreadyDone(f"{ad_user.dn} is not a member of {group.dn}")
+
+    def _step(
+        self, policy: Policy, user: str | None, step: str, input: str
+    ) -> AbstractContextManager[Outcome]:
+        return self.log.record(policy=policy.name, user=user, step=step, input=input)
+
+
+def build_directory(
+    settings: Settings,
+    *,
+    writes_allowed: Callable[[], bool] | None = None,
+    on_step: StepSink | None = None,
+) -> OnPremAdDirectory:
+    """An :class:`OnPremAdDirectory` on connectors built from the config file.
+
+    ``safety.dry_run`` and ``safety.paused`` are passed into both connectors, which
+    refuse writes before anything is sent; ``writes_allowed`` adds the runtime kill
+    switch (``reclaim pause``), read before every write.
+    """
+    from reclaim.workflows.onprem_ad_config import build_connectors
+
+    ldap, graph = build_connectors(settings, writes_allowed=writes_allowed)
+    return OnPremAdDirectory(ldap=ldap, graph=graph, on_step=on_step)
+
+
+def onprem_ad_directory_factory(
+    settings: Settings,
+    *,
+    writes_allowed: Callable[[], bool] | None = None,
+    on_step: StepSink | None = None,
+) -> DirectoryFactory:
+    """A :data:`DirectoryFactory` for ``onprem_ad`` policies: one shared
+    :class:`OnPremAdDirectory` (one GraphClient, one LdapConnector), built on first
+    use so a config without ``ldap:`` fails only when such a policy runs.
+    See :func:`build_directory` for the safety wiring.
+    """
+    built: list[OnPremAdDirectory] = []
+    lock = threading.Lock()
+
+    def pick(policy: Policy) -> DirectoryPort:
+        if policy.workflow is not Workflow.ONPREM_AD:
+            raise ValueError(f"policy {policy.name!r} uses workflow {policy.workflow.value}")
+        with lock:
+            if not built:
+                built.append(
+                    build_directory(settings, writes_allowed=writes_allowed, on_step=on_step)
+                )
+            return built[0]
+
+    return pick
