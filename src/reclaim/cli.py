@@ -26,7 +26,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema: status and upgrades.", no_args_is_help=True)
-usage_app = typer.Typer(help="Usage data: import files.", no_args_is_help=True)
+usage_app = typer.Typer(
+    help="Usage data: import files, follow osquery logs, pull from Graph, source health.",
+    no_args_is_help=True,
+)
 members_app = typer.Typer(help="License group members: import and list.", no_args_is_help=True)
 dev_app = typer.Typer(help="Developer tools: test peers.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
@@ -165,11 +168,15 @@ def db_status(config: ConfigOpt = None) -> None:
 def usage_import(
     paths: Annotated[
         list[Path],
-        typer.Argument(help="CSV or NDJSON files.", exists=True, dir_okay=False, readable=True),
+        typer.Argument(
+            help="CSV, NDJSON or osquery log files.", exists=True, dir_okay=False, readable=True
+        ),
     ],
     fmt: Annotated[
         str | None,
-        typer.Option("--format", "-f", help="csv or ndjson (default: from the file name)."),
+        typer.Option(
+            "--format", "-f", help="csv, ndjson or osquery (default: csv/ndjson by file name)."
+        ),
     ] = None,
     source: Annotated[
         str, typer.Option(help="Name of the usage source these files come from.")
@@ -184,8 +191,16 @@ def usage_import(
     from reclaim.services.usage_import import import_usage_file
     from reclaim.usage_sources.files import FORMATS, FileFormatError
 
-    if fmt is not None and fmt not in FORMATS:
-        fail(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    if fmt is not None and fmt not in (*FORMATS, "osquery"):
+        fail(f"--format must be one of {', '.join(FORMATS)}, osquery (got {fmt!r})")
+    if fmt == "osquery":  # result logs go through the osquery source (cli_usage_sources.py)
+        from reclaim.cli_usage_sources import import_osquery_files
+
+        osquery_source = "osquery" if source == "file" else source
+        import_osquery_files(
+            paths, source=osquery_source, chunk_mb=chunk_mb, config=config, as_json=as_json
+        )
+        return
     ctx = context(config)
     reports = []
     failed = False
@@ -444,8 +459,14 @@ def demo(
             f"  seen in the last 7 days but not using it for over {pol.unused_days} days "
             f"(or never): {unused}; no recent data (not judged): {len(rows) - len(fresh)}"
         )
+    from reclaim.cli_decisions import demo_decisions
+
+    demo_decisions(ctx, now)
     out.print()
     out.print(f"Try: reclaim members list --config {config_path} --policy Visio")
+    out.print(
+        f"     reclaim candidates --config {config_path}; reclaim plan --config {config_path}"
+    )
 
 
 # -- dev ----------------------------------------------------------------------------------
@@ -457,6 +478,36 @@ def dev_graph_server(ctx: typer.Context) -> None:
     from reclaim.testing.graph.server import main as graph_main
 
     raise typer.Exit(graph_main(list(ctx.args)))
+
+
+# -- decisions: candidates, plans, runs, the worker, cases, tasks (cli_decisions.py) -----
+from reclaim.cli_decisions import register_decisions  # noqa: E402  (needs the helpers above)
+
+register_decisions(app)
+
+
+# -- usage sources: osquery watch, Graph pull, source health, identities ----------------
+from reclaim.cli_usage_sources import register_commands  # noqa: E402
+
+register_commands(app=app, usage_app=usage_app)
+
+
+# Web app, API tokens and accounts (Issue 7) live in their own module.
+from reclaim.cli_web import register as _register_web  # noqa: E402
+
+_register_web(app)
+
+
+# Directory sync for Entra policies (Issue 4) lives in its own module.
+from reclaim.cli_directory import register as _register_directory  # noqa: E402
+
+_register_directory(app)
+
+
+# On-prem Active Directory: reclaim ad sync (cli_ad.py).
+from reclaim.cli_ad import register as _register_ad  # noqa: E402
+
+_register_ad(app)
 
 
 def main() -> None:
