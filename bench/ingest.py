@@ -19,7 +19,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from bench.measure import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"sqlite": 1_000_000, "postgresql": 500_000}
@@ -51,7 +52,7 @@ def _child_import(path: str, url: str, workdir: str) -> dict[str, float]:
         "seconds": seconds,
         "events": report.rows_accepted,
         "rollup_rows": rows,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": peak_rss_mb(),
     }
 
 
@@ -79,7 +80,7 @@ def _child_duckdb(path: str) -> dict[str, float]:
     return {
         "seconds": seconds,
         "rollup_rows": rows[0] if rows else 0,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": peak_rss_mb(),
     }
 
 

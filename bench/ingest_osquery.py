@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import resource
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from bench.measure import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES_TARGET = 300_000  # lines/s on the 2-core reference machine
@@ -57,16 +58,6 @@ def child_osquery(log: str, identities: str, url: str, workdir: str) -> dict[str
         "rollup_rows": rows,
         "rss_mb": peak_rss_mb(),
     }
-
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not ``ru_maxrss``: Linux carries that high-water
-    mark across fork and exec, so a child would report its parent's peak (the data
-    generator's) when that is higher."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(
