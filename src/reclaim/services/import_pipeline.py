@@ -24,7 +24,6 @@ from typing import Any
 
 import polars as pl
 
-from reclaim.store.summaries import MonthlyAccumulator
 from reclaim.usage_sources.events import validate
 from reclaim.usage_sources.files import Digest, read_chunks
 from reclaim.usage_sources.rollup import (
@@ -55,7 +54,6 @@ class Totals:
 
     latest: pl.DataFrame | None
     observed: pl.DataFrame | None
-    monthly: MonthlyAccumulator
 
 
 @dataclass
@@ -82,7 +80,6 @@ class Reader(threading.Thread):
         self.out: queue.Queue[Item | BaseException | None] = queue.Queue(maxsize=1)
         self.stop = threading.Event()
         self.users = pl.DataFrame(schema=_USERS)
-        self.monthly = MonthlyAccumulator()
         self.apps = pl.DataFrame(schema=_APPS)
 
     def _put(self, item: Item | BaseException | None) -> bool:
@@ -115,7 +112,6 @@ class Reader(threading.Thread):
                 observed=observed.result()
                 if observed.total is not None or observed.pending
                 else None,
-                monthly=self.monthly,
             )
             if self._put(totals):
                 self._put(None)
@@ -153,7 +149,6 @@ class Reader(threading.Thread):
                 return False
             r = rollup(keyed, user="user_id", app="app_id")
             daily = r.daily
-            self.monthly.add(daily)  # the decisions' per-month summary, merged here too
             latest.add(r.latest)
             observed.add(r.observed)
         return self._put(Chunk(daily=daily, bad=bad, bytes_read=bytes_read, events=events.height))

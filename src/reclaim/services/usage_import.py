@@ -128,7 +128,6 @@ def import_usage_file(
                 if isinstance(item, Totals):
                     if item.latest is not None:
                         write_table(conn, "usage_latest", item.latest)
-                    item.monthly.write(conn, now=now_s)
                     if item.observed is not None:
                         write_table(
                             conn,
