@@ -17,6 +17,7 @@ from reclaim import __version__
 from reclaim.bootstrap import Context, open_context
 from reclaim.config import ConfigError, load_settings
 from reclaim.secrets import SecretError
+from reclaim.services.usage_import import DEFAULT_CHUNK_BYTES
 from reclaim.store.migrate import SchemaBehind
 
 app = typer.Typer(
@@ -183,7 +184,7 @@ def usage_import(
     ] = "file",
     chunk_mb: Annotated[
         int, typer.Option(help="Read the file in blocks of this many MiB.", min=1)
-    ] = 8,
+    ] = DEFAULT_CHUNK_BYTES >> 20,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

@@ -76,14 +76,18 @@ def _sqlite_write(
         return f"INSERT INTO {table} ({', '.join(cols)}) VALUES {', '.join([row] * rows)}{merge}"
 
     # Every roll-up column is an integer, so one numpy ravel flattens the rows.
-    flat = frame.to_numpy().ravel().tolist()
+    # Converted to Python ints one statement at a time: a whole chunk as one list of
+    # ints would cost ~60 MB of peak memory for nothing.
+    flat = frame.to_numpy().ravel()
     step = per_statement * width
     whole = len(flat) - len(flat) % step
     cur = raw.cursor()
     if whole:
-        cur.executemany(sql(per_statement), (flat[i : i + step] for i in range(0, whole, step)))
+        cur.executemany(
+            sql(per_statement), (flat[i : i + step].tolist() for i in range(0, whole, step))
+        )
     if whole < len(flat):
-        cur.execute(sql((len(flat) - whole) // width), flat[whole:])
+        cur.execute(sql((len(flat) - whole) // width), flat[whole:].tolist())
 
 
 def write_table(

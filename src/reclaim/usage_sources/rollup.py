@@ -119,7 +119,7 @@ class Accumulator:
     """
 
     merge: Callable[[list[pl.DataFrame]], pl.DataFrame]
-    batch_rows: int = 500_000
+    batch_rows: int = 200_000
     total: pl.DataFrame | None = None
     pending: list[pl.DataFrame] = field(default_factory=list)
 
