@@ -53,6 +53,7 @@ class GroupMember:
     upn: str | None = None
     enabled: bool | None = None
     added_at: dt.datetime | None = None
+    sid: str | None = None  # the account's objectSid, so a sync can map SIDs to people
 
 
 def _raw(entry: dict[str, Any], name: str) -> list[bytes]:
@@ -100,5 +101,11 @@ def member_from_entry(
         return GroupMember(dn, is_user=False, added_at=added_at)
     user = user_from_entry(entry)
     return GroupMember(
-        dn, is_user=True, sam=user.sam, upn=user.upn, enabled=user.enabled, added_at=added_at
+        dn,
+        is_user=True,
+        sam=user.sam,
+        upn=user.upn,
+        enabled=user.enabled,
+        added_at=added_at,
+        sid=user.sid,
     )

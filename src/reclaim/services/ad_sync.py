@@ -66,8 +66,7 @@ def _seats(members: Sequence[GroupMember], report: AdSyncReport) -> list[_Seat]:
         elif not m.upn:
             report.skipped.append(f"{m.dn}: no userPrincipalName")
         else:
-            # GroupMember has no SID field yet; take it when the connector provides one.
-            sid = getattr(m, "sid", None)
+            sid = m.sid
             granted = int(m.added_at.timestamp()) if m.added_at else None
             seats.append(_Seat(user_key(m.upn), m.sam.lower() if m.sam else None, sid, granted))
     return seats

@@ -14,6 +14,7 @@ from reclaim.store.identity_tables import identities
 from reclaim.store.tables import memberships, policies, users
 from reclaim.testing import samba_seed as seed
 from reclaim.testing.hybrid import HybridTenant
+from reclaim.testing.samba import SambaTemplate
 from reclaim.workflows.onprem_ad import OnPremAdDirectory
 
 from .conftest import policy_for
@@ -101,3 +102,24 @@ def test_sync_all_picks_onprem_policies(
     assert [r.policy for r in reports] == ["LIC-Visio"]
     with pytest.raises(AdSyncError):
         sync_all(engine, (visio, manual), directory=directory, only="Manual", now=NOW)
+
+
+def test_ad_sync_records_each_members_sid(
+    engine: Engine,
+    directory: OnPremAdDirectory,
+    hybrid: HybridTenant,
+    samba_template: SambaTemplate,
+) -> None:
+    """The SIDs read from AD land in identities, so osquery's SIDs map to people."""
+    policy = policy_for(hybrid, seed.LIC_VISIO)
+    sync_policy(engine, policy, directory=directory, configured=(policy,), now=NOW)
+    with engine.connect() as conn:
+        sids = dict(
+            conn.execute(
+                select(users.c.upn, identities.c.on_prem_sid).join(
+                    users, users.c.id == identities.c.user_id
+                )
+            ).all()
+        )
+    assert sids[seed.ALICE.upn] == samba_template.sid(seed.ALICE.dn).upper()
+    assert all(sid and sid.startswith("S-1-5-21-") for sid in sids.values())
