@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import queue
 import threading
 import time
@@ -26,7 +25,12 @@ from typing import TypeVar
 import polars as pl
 from sqlalchemy import Connection, Engine, select
 
-from reclaim.services.usage_import import DEFAULT_CHUNK_BYTES, REJECTS_SHOWN, ImportReport
+from reclaim.services.usage_import import (
+    DEFAULT_CHUNK_BYTES,
+    REJECTS_SHOWN,
+    ImportReport,
+    finish_report,
+)
 from reclaim.services.usage_import import file_sha256 as _file_sha256
 from reclaim.services.usage_writes import UsageWriter, WriteCounts, write_batch
 from reclaim.store.identities import StoreDirectory
@@ -288,15 +292,12 @@ def import_osquery_file(
     except BaseException:
         rejects_path.unlink(missing_ok=True)
         raise
-    if report.rows_rejected:
-        report.rejects_file = str(rejects_path)
-    else:
-        rejects_path.unlink(missing_ok=True)
-    report.seconds = round(time.perf_counter() - started, 3)
-    summary = report_dir / f"{path.name}.{stamp}.summary.json"
-    report.summary_file = str(summary)
-    summary.write_text(json.dumps(report.as_dict(), indent=2) + "\n", encoding="utf-8")
-    return report
+    return finish_report(
+        report,
+        rejects_path=rejects_path,
+        summary_path=report_dir / f"{path.name}.{stamp}.summary.json",
+        started=started,
+    )
 
 
 def _fill(report: OsqueryImportReport, totals: WriteCounts, batches: OsqueryBatches) -> None:
