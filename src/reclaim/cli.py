@@ -26,7 +26,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
-db_app = typer.Typer(help="Database schema: status and upgrades.", no_args_is_help=True)
 usage_app = typer.Typer(
     help="Usage data: import files, follow osquery logs, pull from Graph, source health.",
     no_args_is_help=True,
@@ -34,7 +33,6 @@ usage_app = typer.Typer(
 members_app = typer.Typer(help="License group members: import and list.", no_args_is_help=True)
 dev_app = typer.Typer(help="Developer tools: test peers.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-app.add_typer(db_app, name="db")
 app.add_typer(usage_app, name="usage")
 app.add_typer(members_app, name="members")
 app.add_typer(dev_app, name="dev")
@@ -127,41 +125,6 @@ def _redact_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-# -- db -----------------------------------------------------------------------------------
-@db_app.command("upgrade")
-def db_upgrade(config: ConfigOpt = None) -> None:
-    """Upgrade the database schema to this version's (back up the database first)."""
-    from reclaim.store.engine import make_engine
-    from reclaim.store.migrate import upgrade
-
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        fail(str(exc))
-    engine = make_engine(settings.database_url())
-    before, after = upgrade(engine)
-    out.print(f"schema: {before or 'empty'} → {after}")
-
-
-@db_app.command("status")
-def db_status(config: ConfigOpt = None) -> None:
-    """Show the schema revision the database is at and the one this version needs."""
-    from reclaim.store.engine import make_engine
-    from reclaim.store.migrate import current_revision, head_revision
-
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        fail(str(exc))
-    engine = make_engine(settings.database_url())
-    current, head = current_revision(engine), head_revision(engine)
-    state = "up to date" if current == head else "behind: run 'reclaim db upgrade'"
-    out.print(
-        f"database {_redact_url(settings.database_url())}: {current or 'empty'} "
-        f"(needs {head}): {state}"
-    )
 
 
 # -- usage --------------------------------------------------------------------------------
@@ -505,6 +468,11 @@ from reclaim.cli_directory import register as _register_directory  # noqa: E402
 _register_directory(app)
 
 
+# The store: reclaim db status|upgrade|backup (cli_db.py).
+from reclaim.cli_db import register as _register_db  # noqa: E402
+
+_register_db(app)
+
 # On-prem Active Directory: reclaim ad sync (cli_ad.py).
 from reclaim.cli_ad import register as _register_ad  # noqa: E402
 
@@ -512,7 +480,13 @@ _register_ad(app)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (logs: RECLAIM_LOG_FORMAT=text|json, RECLAIM_LOG_LEVEL)."""
+    from reclaim.ops.logs import configure_logging
+
+    try:
+        configure_logging()
+    except ValueError as exc:
+        fail(str(exc))
     try:
         app()
     except SecretError as exc:

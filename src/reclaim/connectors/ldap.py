@@ -44,6 +44,7 @@ from reclaim.connectors.ldap_transport import (
     error_for_result,
     open_connection,
 )
+from reclaim.ops.counters import count_ldap
 
 __all__ = [
     "DirectoryGroup",
@@ -146,6 +147,7 @@ class LdapConnector:
                 try:
                     return operation(conn)
                 except COMMUNICATION_ERRORS as exc:
+                    count_ldap("connection", "lost")
                     host = self.connected_host
                     self.close()
                     # The DC that just dropped us goes to the back of the queue.
@@ -166,6 +168,7 @@ class LdapConnector:
             return dict(conn.result), list(conn.response or [])
 
         result, response = self._run(action, operation)
+        count_ldap("search", "ok" if result["result"] == ad.ResultCode.SUCCESS else "error")
         if result["result"] != ad.ResultCode.SUCCESS:
             raise error_for_result(result, action=action, bind_user=self._settings.bind_user)
         # Subtree searches at a domain root also return continuation references
@@ -346,7 +349,9 @@ class LdapConnector:
         def operation(conn: Connection) -> dict[str, Any]:
             self._guard_write(action)  # again: a retry may come after the switch flipped
             conn.modify(group_dn, {"member": [(change, [user_dn])]})
-            return dict(conn.result)
+            result = dict(conn.result)
+            count_ldap("modify", "ok" if result.get("result") == ad.ResultCode.SUCCESS else "error")
+            return result
 
         return self._run(action, operation)
 

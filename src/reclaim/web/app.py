@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
 
 from reclaim import __version__
 from reclaim.bootstrap import Context
+from reclaim.ops import routes as ops_routes
+from reclaim.ops.logs import RequestIdMiddleware
 from reclaim.web.api import API_PREFIX, build_router
 from reclaim.web.api.models import problem_components
 from reclaim.web.auth.deps import LoginRequired
@@ -28,7 +28,7 @@ from reclaim.web.auth.sessions import SessionCodec
 from reclaim.web.problems import CatchAllMiddleware, install_problem_handlers
 from reclaim.web.security import SecurityHeadersMiddleware
 from reclaim.web.settings import WebSettings
-from reclaim.web.state import Clock, WebState, utc_now, web_state
+from reclaim.web.state import Clock, WebState, utc_now
 from reclaim.web.ui import admin, login, pages
 
 log = logging.getLogger("reclaim.web")
@@ -79,12 +79,13 @@ def create_app(
     # Added inner first: the headers middleware wraps the catch-all, so a 500 has them too.
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every log line of a request has its id
 
     app.include_router(build_router())
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
-    app.add_api_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    app.include_router(ops_routes.router)  # /healthz, /readyz, /metrics
     app.mount("/static", StaticFiles(packages=[("reclaim.web", "static")]), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -94,22 +95,6 @@ async def _to_login(request: Request, exc: Exception) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     login_url = request.url_for("login_form").include_query_params(next=target)
     return RedirectResponse(f"{login_url.path}?{login_url.query}", status_code=303)
-
-
-async def healthz(request: Request) -> Response:
-    """Liveness and store reachability, for load balancers (no authentication)."""
-    engine = web_state(request).ctx.engine
-
-    def ping() -> None:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
-    try:
-        await run_in_threadpool(ping)
-    except Exception:  # any store failure means "not healthy"; the reason goes to the log
-        log.exception("health check: store unreachable")
-        return JSONResponse({"status": "unavailable"}, status_code=503)
-    return JSONResponse({"status": "ok", "version": __version__})
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from reclaim.connectors.errors import ConnectorError, Rejected, StopRun
 from reclaim.connectors.graph.errors import TRANSIENT_STATUSES
 from reclaim.connectors.graph.messages import GraphRequest, GraphResponse
 from reclaim.connectors.graph.transport import GraphTransport, backoff_delay, is_idempotent
+from reclaim.ops.counters import count_graph
 
 log = logging.getLogger("reclaim.connectors.graph")
 
@@ -57,8 +58,10 @@ class BatchPart:
 
 def _part_response(raw: dict[str, Any], part: BatchPart) -> GraphResponse:
     headers = raw.get("headers") if isinstance(raw.get("headers"), dict) else {}
+    status = int(raw.get("status") or 0)
+    count_graph(part.request.method, status)  # each part is a call for Graph's limits
     return GraphResponse(
-        status=int(raw.get("status") or 0),
+        status=status,
         headers={str(k).lower(): str(v) for k, v in (headers or {}).items()},
         body=raw.get("body"),
         method=part.request.method.upper(),

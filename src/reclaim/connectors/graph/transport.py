@@ -45,6 +45,7 @@ from reclaim.connectors.graph.budget import (
 from reclaim.connectors.graph.errors import TRANSIENT_STATUSES, describe
 from reclaim.connectors.graph.messages import GraphRequest, GraphResponse, batch_parts
 from reclaim.connectors.graph.settings import GraphSettings, RetryPolicy
+from reclaim.ops.counters import count_graph
 
 log = logging.getLogger("reclaim.connectors.graph")
 
@@ -279,6 +280,7 @@ class GraphTransport:
             content = jsonlib.dumps(req.body).encode()
             headers["Content-Type"] = "application/json"
         resp = self.http.request(req.method, url, headers=headers, content=content)
+        count_graph(req.method, resp.status_code)
         out = GraphResponse(
             status=resp.status_code,
             headers={k.lower(): v for k, v in resp.headers.items()},

@@ -1,0 +1,93 @@
+"""``reclaim db …``: the store's schema (status, upgrade) and backups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from reclaim.config import Settings
+
+db_app = typer.Typer(help="Database: schema status, upgrades and backups.", no_args_is_help=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", envvar="RECLAIM_CONFIG", help="Path to reclaim.yaml.", show_default=False
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``db`` command group to the main CLI."""
+    app.add_typer(db_app, name="db")
+
+
+def _engine(config: Path | None) -> tuple[Settings, Engine]:
+    from reclaim.cli import fail
+    from reclaim.config import ConfigError, load_settings
+    from reclaim.store.engine import make_engine
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        fail(str(exc))
+    return settings, make_engine(settings.database_url())
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None) -> None:
+    """Upgrade the database schema to this version's (back up the database first)."""
+    from reclaim.cli import out
+    from reclaim.store.migrate import upgrade
+
+    _, engine = _engine(config)
+    before, after = upgrade(engine)
+    out.print(f"schema: {before or 'empty'} → {after}")
+
+
+@db_app.command("status")
+def db_status(config: ConfigOpt = None) -> None:
+    """Show the schema revision the database is at and the one this version needs."""
+    from reclaim.cli import _redact_url, out
+    from reclaim.store.migrate import current_revision, head_revision
+
+    settings, engine = _engine(config)
+    current, head = current_revision(engine), head_revision(engine)
+    state = "up to date" if current == head else "behind: run 'reclaim db upgrade'"
+    out.print(
+        f"database {_redact_url(settings.database_url())}: {current or 'empty'} "
+        f"(needs {head}): {state}"
+    )
+
+
+@db_app.command("backup")
+def db_backup(
+    target: Annotated[Path, typer.Argument(help="The backup file to write (must not exist).")],
+    config: ConfigOpt = None,
+) -> None:
+    """Copy the SQLite store to TARGET while Reclaim keeps running (online backup).
+
+    PostgreSQL stores are backed up with pg_dump; see docs/operations.md.
+    """
+    from rich.progress import Progress
+
+    from reclaim.cli import fail, out
+    from reclaim.ops.backup import BackupError, backup_sqlite
+
+    _, engine = _engine(config)
+    try:
+        with Progress(transient=True) as bar:
+            task = bar.add_task("backing up", total=None)
+            size = backup_sqlite(
+                engine,
+                target,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except BackupError as exc:
+        fail(str(exc))
+    out.print(f"backup written: {target} ({size:,} bytes, integrity check ok)")

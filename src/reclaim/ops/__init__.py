@@ -1,0 +1,1 @@
+"""What operators run Reclaim with: health checks, metrics, logs and backups."""
