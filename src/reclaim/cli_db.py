@@ -91,3 +91,43 @@ def db_backup(
     except BackupError as exc:
         fail(str(exc))
     out.print(f"backup written: {target} ({size:,} bytes, integrity check ok)")
+
+
+@db_app.command("prune")
+def db_prune(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete usage roll-ups older than usage.retention_days (run it daily, e.g. by a
+    systemd timer). Last-use dates are kept, so long-idle users stay 'unused'."""
+    import datetime as dt
+
+    from rich.progress import Progress
+
+    from reclaim.cli import out
+    from reclaim.store.migrate import ensure_schema
+    from reclaim.store.retention import prune_usage
+
+    settings, engine = _engine(config)
+    ensure_schema(engine)
+    days = settings.usage.retention_days
+    with Progress(transient=True) as bar:
+        task = bar.add_task("pruning", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        report = prune_usage(
+            engine,
+            retention_days=days,
+            today=dt.datetime.now(dt.UTC).date(),
+            dry_run=dry_run,
+            progress=progress,
+        )
+    verb = "would delete" if dry_run else "deleted"
+    out.print(
+        f"retention {days} days (keeping {report.cutoff} onwards): {verb} "
+        f"{report.daily_rows:,} daily roll-ups and {report.observed_rows:,} observed-day rows"
+    )

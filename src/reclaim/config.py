@@ -62,7 +62,8 @@ class UsageSettings(Strict):
     """How usage data is judged."""
 
     freshness_days: Annotated[int, Field(gt=0, le=365)] = 7
-    retention_days: Annotated[int, Field(gt=0)] = 800
+    # ≥ 400: the seasonal rule looks back a year and a quarter (store/retention.py).
+    retention_days: Annotated[int, Field(ge=400)] = 800
     import_chunk_rows: Annotated[int, Field(ge=1000)] = 1_000_000
 
 

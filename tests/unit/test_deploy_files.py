@@ -32,6 +32,7 @@ INSTRUCTIONS = {
     [
         ("reclaim-web.service", "reclaim-web.service"),
         ("reclaim-worker@.service", "reclaim-worker@1.service"),
+        ("reclaim-prune.service", "reclaim-prune.service"),
     ],
 )
 def test_systemd_unit_verifies_cleanly(tmp_path: Path, unit: str, instance: str) -> None:
@@ -52,14 +53,20 @@ def test_systemd_unit_verifies_cleanly(tmp_path: Path, unit: str, instance: str)
 
 def test_units_run_commands_that_exist() -> None:
     runner = CliRunner()
-    for unit, command in (("reclaim-web.service", "serve"), ("reclaim-worker@.service", "worker")):
+    for unit, command in (
+        ("reclaim-web.service", "serve"),
+        ("reclaim-worker@.service", "worker"),
+        ("reclaim-prune.service", "db"),
+    ):
         exec_start = next(
             line for line in (DEPLOY / "systemd" / unit).read_text().splitlines()
             if line.startswith("ExecStart=")
         )  # fmt: skip
         args = exec_start.split()[1:]
         assert args[0] == command
-        help_text = runner.invoke(app, [command, "--help"]).stdout
+        help_text = runner.invoke(
+            app, [*[a for a in args if not a.startswith("-")], "--help"]
+        ).stdout
         for option in (a for a in args if a.startswith("--")):
             assert option in help_text, f"{unit}: {option} is not an option of {command}"
 
@@ -91,3 +98,18 @@ def test_dockerfile_instructions_and_sources() -> None:
             assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
     cmd = next(x for x in lines if x.startswith("CMD "))
     assert '"serve"' in cmd
+
+
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here"
+)
+def test_prune_timer_verifies_cleanly(tmp_path: Path) -> None:
+    for name in ("reclaim-prune.service", "reclaim-prune.timer"):
+        text = (DEPLOY / "systemd" / name).read_text()
+        text = text.replace("/opt/reclaim/.venv/bin/reclaim", str(RECLAIM))
+        (tmp_path / name).write_text(text.replace("EnvironmentFile=/", "EnvironmentFile=-/"))
+    done = subprocess.run(
+        ["systemd-analyze", "verify", str(tmp_path / "reclaim-prune.timer")],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and not (done.stdout + done.stderr).strip(), done.stderr
