@@ -15,6 +15,7 @@ from rich.table import Table
 
 from reclaim import __version__
 from reclaim.bootstrap import Context, open_context
+from reclaim.cli_errors import ReclaimGroup
 from reclaim.config import ConfigError, load_settings
 from reclaim.secrets import SecretError
 from reclaim.services.usage_import import DEFAULT_CHUNK_BYTES
@@ -24,6 +25,7 @@ app = typer.Typer(
     help="Reclaim: find unused software licenses, ask, and take the unused ones back.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=ReclaimGroup,  # disk full, database gone: one clear line, not a traceback
 )
 config_app = typer.Typer(help="Check the configuration file.", no_args_is_help=True)
 usage_app = typer.Typer(
