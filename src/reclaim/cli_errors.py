@@ -41,7 +41,10 @@ def explain(exc: BaseException) -> str | None:
                 "the SQLite store stayed locked by another process for 30 s "
                 "(a long import?): nothing was changed; try again when it has finished"
             )
-        return f"the database is not available: {text}"
+        return (
+            f"the database is not available ({text}): the step in progress was rolled "
+            "back; run the command again when the database answers"
+        )
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return f"the connection to the database was lost: {_first_line(exc)}"
     return None
