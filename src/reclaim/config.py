@@ -56,6 +56,10 @@ class SafetySettings(Strict):
 
     paused: bool = False
     dry_run: bool = False
+    # Never removed, whatever a policy says (domain/protection.py): UPNs or patterns.
+    protected_users: tuple[str, ...] = ()
+    # Group ids, DNs, SIDs, sAMAccountNames or names whose members are never removed.
+    protected_groups: tuple[str, ...] = ()
 
 
 class UsageSettings(Strict):

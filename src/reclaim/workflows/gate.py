@@ -4,8 +4,9 @@ Every removal (and restore) goes through :meth:`WriteGate.remove` / :meth:`Write
 which in order:
 
 1. refuses in dry-run (``safety.dry_run``, or ``reclaim run --dry-run``), while paused
-   (``safety.paused`` or ``reclaim pause``), or when the authorizing plan's cap of
-   removals is already used up: :class:`~reclaim.connectors.errors.WriteRefused`;
+   (``safety.paused`` or ``reclaim pause``), a removal from a protected user or group
+   (``safety.protected_users`` / ``protected_groups``), or when the authorizing plan's
+   cap of removals is already used up: :class:`~reclaim.connectors.errors.WriteRefused`;
 2. records the write in ``directory_writes`` with its idempotency key *before* sending,
    in the same transaction as the case's ``removal_sent`` step (write-ahead);
 3. reads the kill switch once more, at the moment of the write;
@@ -28,6 +29,7 @@ from sqlalchemy import Connection
 from reclaim.config import SafetySettings
 from reclaim.connectors.errors import WriteRefused
 from reclaim.domain.policy import Policy
+from reclaim.domain.protection import protected_group_reason, protected_user_reason
 from reclaim.store.leases import paused_in_store
 from reclaim.store.plans import plan_cap
 from reclaim.store.writes import begin_write, finish_write, get_write, removals_sent
@@ -65,6 +67,12 @@ class WriteGate:
             return "dry run: directory writes are refused"
         if self.paused(conn):
             return "paused: the kill switch is on (reclaim resume, or safety.paused: false)"
+        if action == "remove":
+            protected = protected_group_reason(
+                self.safety.protected_groups, write.policy
+            ) or protected_user_reason(self.safety.protected_users, write.user)
+            if protected:
+                return protected
         if action == "remove" and write.plan_id is not None:
             where = (write.plan_id, write.policy.name)
             if where not in self._caps:
