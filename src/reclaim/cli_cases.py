@@ -87,14 +87,73 @@ def cases_show(
         out.print(f"  last error: {data['last_error']}", highlight=False)
     table = Table("at", "from", "to", "cause", "data")
     for e in data["history"]:
+        rest = {k: v for k, v in e["data"].items() if k != "steps"}
         table.add_row(
             e["at"][:19].replace("T", " "),
             e["from"] or "",
             e["to"],
             e["cause"],
-            json.dumps(e["data"], sort_keys=True) if e["data"] else "",
+            json.dumps(rest, sort_keys=True) if rest else "",
         )
     out.print(table)
+    for e in data["history"]:  # the directory calls behind each event, one per line
+        steps = e["data"].get("steps", [])
+        if steps:
+            out.print(f"  {e['at'][:19].replace('T', ' ')} {e['cause']}:", highlight=False)
+        for step in steps:
+            line = f"    · {step['step']}: {step_text(step)}"
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def step_text(step: dict[str, object]) -> str:
+    """One directory step as a line: input → outcome (ms)."""
+    return f"{step.get('input')} → {step.get('outcome')} ({step.get('ms')} ms)"
+
+
+@cases_app.command("restore")
+def cases_restore(
+    case_id: Annotated[int, typer.Argument(help="The case's id.")],
+    reason: Annotated[str | None, typer.Option(help="Why, for the record.")] = None,
+    by: ByOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and read membership; change nothing.")
+    ] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give a reclaimed seat back: add the user to the license group again.
+
+    Only a removed case (or one awaiting directory sync) can be restored. The add goes
+    through the write gate (refused in dry run and while paused) and is recorded;
+    "already a member" counts as success. The case ends in ``restored``.
+    """
+    from reclaim.services.restore import RestoreError, restore_case
+
+    ctx = context(config)
+    try:
+        done = restore_case(
+            ctx.engine,
+            ctx.settings,
+            case_id,
+            now=now_utc(),
+            by=actor(by),
+            reason=reason,
+            dry_run=dry_run,
+        )
+    except RestoreError as exc:
+        fail(str(exc))
+    if as_json:
+        print_json(done.to_dict())
+        return
+    said = {
+        "restored": "added back to the group",
+        "already_member": "was already a member (recorded as restored)",
+        "dry_run": f"dry run: {done.detail}",
+    }[done.result]
+    out.print(f"case #{done.case_id}: {done.user} {said}", highlight=False)
+    for step in done.steps:
+        line = f"  · {step['step']}: {step_text(step)}"
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 @cases_app.command("cancel")

@@ -357,7 +357,7 @@ def demo_decisions(ctx: Context, now: dt.datetime) -> None:
 
 def register_decisions(app: typer.Typer) -> None:
     """Add the decision commands to the ``reclaim`` app."""
-    import reclaim.cli_cases  # noqa: F401  (defines the cases and tasks commands)
+    import reclaim.cli_cases  # defines the cases and tasks commands
     from reclaim.cli_runs import run, worker
 
     app.command("candidates")(candidates)
@@ -369,4 +369,5 @@ def register_decisions(app: typer.Typer) -> None:
     app.command("resume")(resume)
     app.command("report")(report)
     app.add_typer(cases_app, name="cases")
+    app.command("restore")(reclaim.cli_cases.cases_restore)
     app.add_typer(tasks_app, name="tasks")

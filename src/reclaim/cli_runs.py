@@ -37,7 +37,10 @@ def run(
         with working(f"running {pol.name} …"):
             outcome = run_cycle(ctx.engine, settings=ctx.settings, policy=pol, now=now_utc())
             worker = _worker(ctx)
-            stats = worker.drain(policy_ids=[_policy_id(ctx, pol)])
+            try:
+                stats = worker.drain(policy_ids=[_policy_id(ctx, pol)])
+            finally:
+                worker.close()
         reports = stats.reports
         for stop in stats.stops:
             err.print(f"[bold red]stopped:[/] {stop}", highlight=False)
@@ -78,7 +81,7 @@ def _worker(ctx: Context, **kwargs: Any) -> Any:
     return Worker(
         engine=ctx.engine,
         settings=ctx.settings,
-        directories=default_directories(ctx.engine),
+        directories=default_directories(ctx.engine, ctx.settings),
         **kwargs,
     )
 
@@ -105,6 +108,7 @@ def _dry_run(ctx: Context, pol: Policy) -> tuple[Any, list[Any]]:
         configured=ctx.settings.policies,
     )[0]
     reports: list[Any] = []
+    directories = default_directories(ctx.engine, ctx.settings, dry_run=True)
     with ctx.engine.connect() as conn:
         outer = conn.begin()
         try:
@@ -120,7 +124,7 @@ def _dry_run(ctx: Context, pol: Policy) -> tuple[Any, list[Any]]:
             rt = Runtime(
                 engine=ctx.engine,
                 settings=ctx.settings,
-                directories=default_directories(ctx.engine),
+                directories=directories,
                 asker=OutboxAsker(),
                 gate=WriteGate(safety=ctx.settings.safety, dry_run=True),
                 clock=lambda: now,
@@ -143,6 +147,7 @@ def _dry_run(ctx: Context, pol: Policy) -> tuple[Any, list[Any]]:
                     break
         finally:
             outer.rollback()
+            directories.close()
     return outcome, reports
 
 
@@ -171,7 +176,10 @@ def worker(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     err.print(f"worker {w.owner} started" + (" (one pass)" if once else ""), highlight=False)
-    stats = w.run(once=once, max_seconds=max_seconds)
+    try:
+        stats = w.run(once=once, max_seconds=max_seconds)
+    finally:
+        w.close()
     for outcome in stats.cycles:
         for line in cycle_lines(outcome):
             out.print(line, highlight=False, markup=False)

@@ -425,12 +425,34 @@ def member_absent(case: Case, *, at: dt.datetime) -> Case:
     return cancel(case, at=at, cause=CancelCause.LEFT_GROUP)
 
 
-def restore(case: Case, *, at: dt.datetime, by: str, self_service: bool = False) -> Case:
-    """The license was given back (admin, or the employee's "I need it back")."""
+def restore(
+    case: Case,
+    *,
+    at: dt.datetime,
+    by: str,
+    self_service: bool = False,
+    reason: str | None = None,
+    already: bool = False,
+) -> Case:
+    """The license was given back (admin, or the employee's "I need it back").
+
+    Only a removed case (or one removed in AD and awaiting sync) can be restored.
+    ``already``: the directory answered that the user was a member already (someone
+    added them back by hand, or a retry after a crash): success all the same.
+    """
+    if case.state not in (_S.REMOVED, _S.AWAITING_SYNC):
+        raise IllegalTransition(
+            case, _S.RESTORED, "restore", "only a case whose removal went through can be restored"
+        )
+    data: dict[str, object] = {"by": by, "idempotency_key": case.key(Action.RESTORE)}
+    if reason:
+        data["reason"] = reason
+    if already:
+        data["already_member"] = True
     return _move(
         case,
         _S.RESTORED,
         at=at,
         cause="self_service" if self_service else "admin",
-        data={"by": by, "idempotency_key": case.key(Action.RESTORE)},
+        data=data,
     )

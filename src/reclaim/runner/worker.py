@@ -95,6 +95,9 @@ class Worker:
     ) -> WorkerStats:
         """Claim and process due cases until none is due (or a stop)."""
         stats = stats or WorkerStats()
+        fresh = getattr(self.runtime.directories, "new_run", None)
+        if callable(fresh):  # users and groups are re-read once per pass, not per case
+            fresh()
         while not self.stopping.is_set():
             now = int(self.runtime.now().timestamp())
             with self.engine.begin() as conn:
@@ -120,6 +123,12 @@ class Worker:
                     self._give_back(ids[n + 1 :])
                     return stats
         return stats
+
+    def close(self) -> None:
+        """Close the directory connectors' connections (when the factory has any)."""
+        closer = getattr(self.runtime.directories, "close", None)
+        if callable(closer):
+            closer()
 
     def _give_back(self, ids: Sequence[int]) -> None:
         if ids:

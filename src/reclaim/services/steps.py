@@ -2,7 +2,8 @@
 
 :func:`process_case` asks the domain what is due (``next_step``), runs the matching
 executor (``services.executors``), and repeats while something is due at once (a
-timeout that releases is followed by the removal). Then it records when the case is
+timeout that releases is followed by the removal). The directory steps each executor
+takes are filed in the case's history (``services.step_history``). Then it records when the case is
 next due and gives its lease back. A failure is recorded on the case (``last_error``,
 a backoff before the next try) and never stops other cases; only ``StopRun`` (the
 directory or every channel refuses everything) ends the caller's pass, through
@@ -12,6 +13,8 @@ directory or every channel refuses everything) ends the caller's pass, through
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from reclaim.connectors.errors import StopRun, Transient, WriteRefused
 from reclaim.domain import case as dc
@@ -26,7 +29,9 @@ from reclaim.services.runtime import (
     StopSignal,
     backoff,
 )
+from reclaim.services.step_history import file_steps
 from reclaim.store import cases as store
+from reclaim.workflows.step_log import collecting
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +61,8 @@ def process_case(rt: Runtime, case_id: int) -> list[StepReport]:
         if step.kind in GATED and step.idempotency_key != stored.authorized_key:
             break  # waits for a plan (or an approval) to allow it
         try:
-            done = EXECUTORS[step.kind](rt, stored, policy, step, now)
+            with _steps_filed(rt, case_id):
+                done = EXECUTORS[step.kind](rt, stored, policy, step, now)
         except store.StaleCase:
             continue  # someone answered or re-planned meanwhile: decide again
         except WriteRefused as exc:
@@ -100,6 +106,24 @@ def process_case(rt: Runtime, case_id: int) -> list[StepReport]:
     if stop is not None:
         raise StopSignal(stop.detail, reports) from stop
     return reports
+
+
+@contextmanager
+def _steps_filed(rt: Runtime, case_id: int) -> Iterator[None]:
+    """Collect the directory steps this thread takes for the case; file them in its
+    history afterwards, whatever the executor's outcome (a failure's steps say why)."""
+    with collecting() as steps:
+        try:
+            yield
+        finally:
+            if steps:
+                try:
+                    with rt.begin() as conn:
+                        file_steps(conn, case_id, steps)
+                except Exception:  # the history is a record; never fail a step over it
+                    log.exception(
+                        "case %s: could not file %d directory step(s)", case_id, len(steps)
+                    )
 
 
 def _settle(rt: Runtime, case_id: int, due: int | None, errors: dict[str, object]) -> None:

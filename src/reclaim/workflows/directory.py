@@ -9,12 +9,20 @@ them, honours dry-run and the kill switch, and makes retries safe.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from reclaim.connectors.errors import StopRun
 from reclaim.domain.policy import Policy, Workflow
+from reclaim.store.leases import paused_in_store
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from reclaim.config import SafetySettings, Settings
 
 
 class RemoveOutcome(StrEnum):
@@ -52,51 +60,202 @@ class DirectoryPort(Protocol):
 DirectoryFactory = Callable[[Policy], DirectoryPort]
 
 
-class Unavailable:
-    """A workflow whose connector is not wired yet: membership comes from Reclaim's
-    member lists, and every write stops the run, saying why.
+PAUSE_CACHE_SECONDS = 1.5  # how long a read of the store's kill switch is trusted
 
-    The Entra ID and on-prem AD workflows plug their connectors into
-    :class:`DirectoryPort`; until a policy's workflow has one, its people can be asked
-    (answers are recorded) and its removals wait.
+
+class StoreKillSwitch:
+    """``writes_allowed`` for the connectors: False while ``safety.paused`` is set or
+    ``reclaim pause`` is in force in the store.
+
+    The connectors ask before *every* write; a store read per write would double the
+    round trips of a bulk removal, so the store's answer is kept for
+    :data:`PAUSE_CACHE_SECONDS`. (The write gate reads the store itself, uncached,
+    right before it hands a write to the port; this is the second, inner check.)
     """
 
-    def __init__(self, workflow: Workflow, members: DirectoryPort) -> None:
-        self.name = workflow.value
-        self._members = members
-        self._why = (
-            f"the {workflow.value} workflow has no directory connector in this version; "
-            "its removals wait (use workflow: manual to work from a task list)"
-        )
+    def __init__(
+        self,
+        engine: Engine,
+        safety: SafetySettings,
+        *,
+        ttl: float = PAUSE_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.engine = engine
+        self.safety = safety
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._paused = False
+        self._read_at: float | None = None
 
-    def is_member(self, *, policy: Policy, user: str) -> bool:
-        """Membership as the last member list imported for the policy says."""
-        return self._members.is_member(policy=policy, user=user)
+    def __call__(self) -> bool:
+        """Whether a write may be sent now."""
+        if self.safety.paused:
+            return False
+        with self._lock:
+            now = self.clock()
+            if self._read_at is None or now - self._read_at >= self.ttl:
+                with self.engine.connect() as conn:
+                    self._paused = paused_in_store(conn)
+                self._read_at = now
+            return not self._paused
 
-    def remove_member(self, *, policy: Policy, user: str, idempotency_key: str) -> RemoveOutcome:
-        """Always stops the run: no connector to write with."""
-        raise StopRun(self._why)
 
-    def add_member(self, *, policy: Policy, user: str, idempotency_key: str) -> None:
-        """Always stops the run: no connector to write with."""
-        raise StopRun(self._why)
+class Directories:
+    """The :data:`DirectoryFactory` of a run or worker: one port per workflow.
 
-
-def default_directories(engine: object) -> DirectoryFactory:
-    """The directory for each policy's workflow in this version.
-
-    ``manual`` works from Reclaim's own store. The Entra ID and on-prem AD workflows
-    register their connectors here as they land; until then their policies' removals
-    wait, and say why.
+    ``manual`` works from Reclaim's own store. The Entra ID and on-prem AD adapters
+    (one shared Graph client, one LDAP connector) are built on first use, so a config
+    without ``entra:`` or ``ldap:`` fails only when a policy of that workflow runs, and
+    then as a :class:`StopRun` that says what is missing: the run stops, nothing is
+    written, the admin reads why. Every step an adapter records goes to
+    :func:`reclaim.workflows.step_log.emit`, which files it under the case being run.
     """
-    from reclaim.workflows.manual import ManualDirectory
 
-    manual = ManualDirectory(engine)  # type: ignore[arg-type]
-    waiting: dict[Workflow, Unavailable] = {}
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        dry_run: bool = False,
+        on_step: Callable[[Any], None] | None = None,
+        writes_allowed: Callable[[], bool] | None = None,
+        builders: Mapping[Workflow, Builder] | None = None,
+    ) -> None:
+        from reclaim.workflows.manual import ManualDirectory
+        from reclaim.workflows.step_log import emit
 
-    def pick(policy: Policy) -> DirectoryPort:
+        if dry_run and not settings.safety.dry_run:
+            safety = settings.safety.model_copy(update={"dry_run": True})
+            settings = settings.model_copy(update={"safety": safety})
+        self.engine = engine
+        self.settings = settings
+        self.on_step: Callable[[Any], None] = emit if on_step is None else _both(emit, on_step)
+        self.writes_allowed = writes_allowed or StoreKillSwitch(engine, settings.safety)
+        self.manual = ManualDirectory(engine)
+        self._builders: dict[Workflow, Builder] = {
+            Workflow.ENTRA_ID: _build_entra,
+            Workflow.ONPREM_AD: _build_onprem,
+            **(builders or {}),
+        }
+        self._built: dict[Workflow, DirectoryFactory] = {}
+        self._broken: dict[Workflow, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, policy: Policy) -> DirectoryPort:
+        """The port for the policy's workflow; StopRun when it cannot be built."""
         if policy.workflow is Workflow.MANUAL:
-            return manual
-        return waiting.setdefault(policy.workflow, Unavailable(policy.workflow, manual))
+            return self.manual
+        return self._factory(policy.workflow)(policy)
 
-    return pick
+    def _factory(self, workflow: Workflow) -> DirectoryFactory:
+        with self._lock:
+            found = self._built.get(workflow)
+            if found is not None:
+                return found
+            if workflow in self._broken:
+                raise StopRun(self._broken[workflow])
+            builder = self._builders.get(workflow)
+            try:
+                if builder is None:
+                    raise ValueError("no directory connector in this version")
+                found = builder(self)
+            except StopRun as exc:
+                self._broken[workflow] = f"the {workflow.value} workflow cannot start: {exc.detail}"
+                raise StopRun(self._broken[workflow]) from None
+            except Exception as exc:  # config or secret problems: say so, stop the run
+                self._broken[workflow] = f"the {workflow.value} workflow cannot start: {exc}"
+                raise StopRun(self._broken[workflow]) from None
+            self._built[workflow] = found
+            return found
+
+    def new_run(self) -> None:
+        """Forget what adapters cache for a run (users, groups): a new pass re-reads."""
+        with self._lock:
+            built = list(self._built.values())
+        for factory in built:
+            for port in _ports(factory):
+                reset = getattr(port, "new_run", None)
+                if callable(reset):
+                    reset()
+
+    def close(self) -> None:
+        """Close the connectors' connections (built ones only)."""
+        with self._lock:
+            built, self._built = list(self._built.values()), {}
+        for factory in built:
+            closer = getattr(factory, "close", None)
+            if callable(closer):
+                closer()
+
+
+Builder = Callable[[Directories], DirectoryFactory]
+
+
+def _both(first: Callable[[Any], None], second: Callable[[Any], None]) -> Callable[[Any], None]:
+    def both(step: Any) -> None:
+        first(step)
+        second(step)
+
+    return both
+
+
+def _ports(factory: DirectoryFactory) -> list[object]:
+    directory = getattr(factory, "directory", None)
+    return [directory] if directory is not None else []
+
+
+def _build_entra(d: Directories) -> DirectoryFactory:
+    from reclaim.workflows.entra_id import entra_directory_factory
+
+    return entra_directory_factory(
+        d.settings,
+        writes_allowed=d.writes_allowed,
+        dry_run=d.settings.safety.dry_run,
+        on_step=d.on_step,
+    )
+
+
+def _build_onprem(d: Directories) -> DirectoryFactory:
+    from reclaim.workflows.onprem_ad import build_directory
+
+    if d.settings.ldap is None:  # checked here so the failure names the workflow
+        raise ValueError("it needs an ldap: section in the config")
+    port = build_directory(d.settings, writes_allowed=d.writes_allowed, on_step=d.on_step)
+    return _Shared(port)
+
+
+class _Shared:
+    """A factory answering every policy with one port (and closing its connectors)."""
+
+    def __init__(self, directory: DirectoryPort) -> None:
+        self.directory = directory
+
+    def __call__(self, policy: Policy) -> DirectoryPort:
+        return self.directory
+
+    def close(self) -> None:
+        for conn in (getattr(self.directory, "ldap", None), getattr(self.directory, "graph", None)):
+            closer = getattr(conn, "close", None)
+            if callable(closer):
+                closer()
+
+
+def default_directories(
+    engine: Engine,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    on_step: Callable[[Any], None] | None = None,
+) -> Directories:
+    """The directory for each policy's workflow: manual, entra_id or onprem_ad.
+
+    See :class:`Directories`. ``dry_run`` makes the connectors refuse every write
+    before anything is sent (as ``safety.dry_run`` does); the write gate refuses
+    first anyway. Connectors read the kill switch (``safety.paused`` and
+    ``reclaim pause``) before every write. Every step an adapter records is filed in
+    the case history (:func:`reclaim.workflows.step_log.emit`) and, when given, also
+    passed to ``on_step`` (an observer: metrics, tests).
+    """
+    return Directories(engine, settings, dry_run=dry_run, on_step=on_step)

@@ -34,14 +34,19 @@ Every Graph call the adapter makes on behalf of a port method appends one small 
 ``step`` is one of :data:`STEPS`; ``input`` and ``outcome`` are short strings (an error
 outcome is ``"<ErrorClass>: <message>"``, and the error is re-raised after recording);
 ``ms`` is the wall time in whole milliseconds (0 for an answer from the run's cache,
-whose outcome then ends in ``" (cached)"``). The executor reads them after each call
-with :meth:`EntraDirectory.take_steps`, which returns and clears the list, so steps of
-one case never leak into the next.
+whose outcome then ends in ``" (cached)"``). The runner's factory
+(:func:`reclaim.workflows.directory.default_directories`) passes
+:func:`reclaim.workflows.step_log.emit` as ``on_step``, which files each step under the
+case the calling thread is running, so steps of one case never leak into another, even
+with one adapter shared by threads. :attr:`EntraDirectory.steps` keeps the last 10,000
+for callers that drive the adapter themselves: :meth:`EntraDirectory.take_steps` returns
+and clears them.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -63,6 +68,7 @@ if TYPE_CHECKING:
     from reclaim.config import Settings
 
 Step = dict[str, Any]
+_KEEP = 10_000  # steps kept for take_steps; older ones are dropped
 
 RESOLVE = "Get user UUID from UPN"
 READ_GROUP = "Read group"
@@ -88,7 +94,8 @@ class EntraDirectory:
         self.client = client
         self.on_step = on_step
         self.clock = clock
-        self.steps: list[Step] = []
+        # Bounded: a runner that files steps through on_step never takes them from here.
+        self.steps: deque[Step] = deque(maxlen=_KEEP)
         self._users: dict[str, GraphUser] = {}  # user key → user, for this run
         self._groups: dict[str, GraphGroup] = {}  # group id → group, for this run
 
@@ -196,7 +203,8 @@ class EntraDirectory:
 
     def take_steps(self) -> list[Step]:
         """The steps recorded since the last call (and forget them)."""
-        taken, self.steps = self.steps, []
+        taken = list(self.steps)
+        self.steps.clear()
         return taken
 
     def new_run(self) -> None:

@@ -11,6 +11,13 @@ what input, how it ended and how long it took. The contract, for a runner:
 - a runner either passes ``on_step`` (called synchronously, in order, for each step),
   or calls :meth:`StepLog.drain` after each adapter call to take what was recorded;
 - steps never hold a secret: inputs are names, SIDs, DNs and idempotency keys.
+
+Filing steps under the right case: :func:`collecting` opens a per-case buffer in a
+context variable (each thread has its own), and :func:`emit`, the ``on_step`` that
+:func:`reclaim.workflows.directory.default_directories` gives every adapter, appends
+to the buffer of the case the calling thread is working on. Cases run one after
+another or in parallel threads therefore never see each other's steps, even though
+they share one adapter.
 """
 
 from __future__ import annotations
@@ -18,9 +25,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from reclaim.connectors.errors import ConnectorError
 
@@ -97,3 +106,39 @@ class StepLog:
             self._steps.clear()
             self._steps.extend(kept)
         return taken
+
+
+StepRecord = dict[str, Any]
+"""A step as the case history keeps it: ``{"step", "input", "outcome", "ms"}``."""
+
+_case_steps: ContextVar[list[StepRecord] | None] = ContextVar("reclaim_case_steps", default=None)
+
+
+def as_record(step: Step | Mapping[str, Any]) -> StepRecord:
+    """A step (the on-prem :class:`Step`, or the Entra adapter's dict) as a history record."""
+    if isinstance(step, Step):
+        return {"step": step.step, "input": step.input, "outcome": step.outcome, "ms": step.ms}
+    return {k: step.get(k) for k in ("step", "input", "outcome", "ms")}
+
+
+def emit(step: Step | Mapping[str, Any]) -> None:
+    """File a step under the case this thread is running (see :func:`collecting`).
+
+    Outside :func:`collecting` (a sync, a bench) the step is not filed anywhere; the
+    adapter's own bounded log still has it.
+    """
+    found = _case_steps.get()
+    if found is not None:
+        found.append(as_record(step))
+
+
+@contextmanager
+def collecting() -> Iterator[list[StepRecord]]:
+    """Collect, for the duration of the block and this thread only, the steps that
+    :func:`emit` receives; the list is yielded (and filled in place)."""
+    found: list[StepRecord] = []
+    token = _case_steps.set(found)
+    try:
+        yield found
+    finally:
+        _case_steps.reset(token)

@@ -11,6 +11,7 @@ from reclaim.connectors.errors import Rejected, StopRun, Transient
 from reclaim.domain import case as dc
 from reclaim.domain.case import CaseState
 from reclaim.domain.case_steps import ready_for_removal
+from reclaim.runner.worker import Worker
 from reclaim.services.cases import answer, complete_task
 from reclaim.store import cases as store
 from reclaim.store.leases import PAUSED, set_control
@@ -216,7 +217,7 @@ def test_manual_workflow_tasks_complete_their_cases(db_url: str, tmp_path: Path)
     assert world.drain().results() == {"already_removed": 1}
 
 
-def test_a_workflow_without_a_connector_asks_but_its_removals_wait(
+def test_a_workflow_whose_config_section_is_missing_stops_the_run_saying_so(
     db_url: str, tmp_path: Path
 ) -> None:
     from reclaim.workflows.directory import default_directories
@@ -227,13 +228,18 @@ def test_a_workflow_without_a_connector_asks_but_its_removals_wait(
     )
     assert "entra_id" in entra
     world = build_world(db_url, tmp_path, entra, unused=1, active=3)
-    world.directory = default_directories(world.ctx.engine)(world.policy())  # type: ignore[assignment]
+    assert world.ctx.settings.entra is None
+    directories = default_directories(world.ctx.engine, world.ctx.settings)
     world.cycle()
-    assert world.drain().results() == {"asked": 1}  # membership from the imported list
+    stats = Worker(
+        engine=world.ctx.engine,
+        settings=world.ctx.settings,
+        directories=directories,
+        clock=world.clock,
+    ).drain()
+    assert stats.results() == {"stopped": 1}  # the first step needs the directory
+    assert "entra_id workflow cannot start" in stats.stops[0]
+    assert "entra: section" in stats.stops[0]
     case = world.case("idle0@x.test")
-    answer(world.ctx.engine, world.ctx.settings, case.id, keep=False, now=world.clock())
-    world.cycle()
-    stats = world.drain()
-    assert stats.results() == {"stopped": 1}
-    assert "entra_id workflow has no directory connector" in stats.stops[0]
-    assert world.case("idle0@x.test").case.state is S.REMOVAL_PENDING
+    assert case.case.state is S.CANDIDATE  # nothing was asked or written
+    assert case.last_error is not None and "entra: section" in case.last_error
