@@ -94,6 +94,9 @@ class LdapSettings(Strict):
     start_tls: bool = False
     ca_file: str | None = None
     allow_insecure: bool = False
+    # After a removal in AD, how long Entra ID may keep listing the member before the
+    # case is failed (directory sync normally follows within 30 minutes).
+    sync_deadline_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 24
 
 
 class SmtpSettings(Strict):

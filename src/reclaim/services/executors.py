@@ -261,20 +261,52 @@ def _cancel(
 def _check_sync(
     rt: Runtime, stored: store.StoredCase, policy: Policy, step: Step, now: dt.datetime
 ) -> Done:
-    """On-prem AD: wait until Entra ID no longer lists the member (directory sync)."""
-    if not rt.directories(policy).is_member(policy=policy, user=stored.case.user):
+    """On-prem AD: wait until Entra ID no longer lists the member (directory sync).
+
+    The question is the port's ``sync_confirmed`` (Graph) when it has one, never its
+    ``is_member``: the on-prem adapter's ``is_member`` reads AD, where the removal
+    shows at once. Not synced yet (or Graph unreachable): look again after a growing
+    wait (``SYNC_WAIT``, then doubling), the last look landing on the deadline,
+    ``ldap.sync_deadline_hours`` after the removal in AD; then the case fails, saying so.
+    """
+    user = stored.case.user
+    port = rt.directories(policy)
+    confirm = getattr(port, "sync_confirmed", None)
+    note = "not synced yet"
+    try:
+        if callable(confirm):
+            synced = bool(confirm(policy=policy, user=user))
+        else:
+            synced = not port.is_member(policy=policy, user=user)
+    except NotFound:
+        synced = True  # the account is gone from Entra ID, and its membership with it
+    except Transient as exc:  # Graph away: keep waiting, and keep the deadline running
+        synced, note = False, f"sync not checked: {exc.detail}"
+    if synced:
         _save(rt, stored, dc.mark_removed(stored.case, at=now), failures=0, last_error=None)
         return Done(_report(stored, step, "removed", "sync confirmed"))
-    removed_in_ad = next(e.at for e in reversed(stored.case.history) if e.cause == "removed_in_ad")
-    if (now - removed_in_ad).total_seconds() >= SYNC_DEADLINE:
-        why = f"directory sync did not show the removal within {SYNC_DEADLINE // 3600} h"
+    history = stored.case.history
+    at = max(i for i, e in enumerate(history) if e.cause == "removed_in_ad")
+    removed_in_ad = history[at].at
+    ldap = rt.settings.ldap
+    deadline = int(ldap.sync_deadline_hours * 3600) if ldap is not None else SYNC_DEADLINE
+    waited = int((now - removed_in_ad).total_seconds())
+    if waited >= deadline:
+        why = (
+            f"removed in AD at {removed_in_ad:%Y-%m-%d %H:%M %Z}, but Entra ID still lists "
+            f"{user} in the group after {deadline / 3600:g} h (ldap.sync_deadline_hours): "
+            "check that directory sync (Entra Connect) runs"
+        )
+        if note != "not synced yet":
+            why += f"; last check: {note}"
         _save(rt, stored, dc.mark_failed(stored.case, at=now, detail=why), last_error=why)
         return Done(_report(stored, step, "failed", why))
-    retry_at = now + dt.timedelta(seconds=SYNC_WAIT)
-    _save(
-        rt, stored, dc.retry_later(stored.case, at=now, retry_at=retry_at, detail="not synced yet")
-    )
-    return Done(_report(stored, step, "waiting", "not synced yet"))
+    looks = sum(1 for e in history[at + 1 :] if e.cause == "retry_later")
+    wait = min(backoff(looks + 1, SYNC_WAIT), deadline - waited)
+    retry_at = now + dt.timedelta(seconds=wait)
+    case = dc.retry_later(stored.case, at=now, retry_at=retry_at, detail=note)
+    _save(rt, stored, case, last_error=None if note == "not synced yet" else note)
+    return Done(_report(stored, step, "waiting", f"{note} (again in {wait} s)"))
 
 
 EXECUTORS = {

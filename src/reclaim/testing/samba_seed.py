@@ -27,6 +27,7 @@ ADMINISTRATOR_UPN = f"Administrator@{DNS_DOMAIN}"
 MEMBER_ATTRIBUTE_GUID = "bf9679c0-0de6-11d0-a285-00aa003049e2"
 
 BIG_GROUP_SIZE = 1600  # > 1,500 so AD/Samba answer with `member;range=0-1499`
+RUN_GROUP_SIZE = 400  # room for 200 candidates under the 50 % mass-removal guard
 
 UAC_NORMAL_ACCOUNT = 0x0200
 UAC_ACCOUNTDISABLE = 0x0002
@@ -89,7 +90,9 @@ LIC_VISIO = SeedGroup("LIC-Visio", users=(ALICE, BOB, DAVE, PAT))
 LIC_PROJECT = SeedGroup("LIC-Project", users=(ALICE,), groups=(TEAM_PMS.dn,))
 LIC_EMPTY = SeedGroup("LIC-Empty")
 LIC_BIG = SeedGroup("LIC-Big", users=(*BULK_USERS, BOB))
-GROUPS = (TEAM_PMS, LIC_VISIO, LIC_PROJECT, LIC_EMPTY, LIC_BIG)
+# A policy-sized group for the runner's end-to-end tests (every tenth user disabled).
+LIC_RUN = SeedGroup("LIC-Run", users=BULK_USERS[:RUN_GROUP_SIZE])
+GROUPS = (TEAM_PMS, LIC_VISIO, LIC_PROJECT, LIC_EMPTY, LIC_BIG, LIC_RUN)
 
 
 def _unicode_pwd(password: str) -> str:

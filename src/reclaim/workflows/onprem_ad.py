@@ -27,7 +27,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 from reclaim.config import Settings
-from reclaim.connectors.errors import AlreadyDone, NotFound, Rejected
+from reclaim.connectors.errors import AlreadyDone, NotFound, Rejected, Transient
 from reclaim.connectors.graph import GraphClient
 from reclaim.connectors.ldap import DirectoryGroup, DirectoryUser, LdapConnector
 from reclaim.domain.policy import GroupRef, Policy, Workflow
@@ -84,15 +84,25 @@ class OnPremAdDirectory:
         """Remove ``user`` from the AD group; AWAITING_SYNC until Entra ID follows.
 
         Raises AlreadyDone (not a member), Rejected (member only through a nested
-        group, or still a member after the removal), WriteRefused (dry run, paused),
-        and the connectors' other errors.
+        group, or still a member after the removal), Transient (still a member on
+        another DC after a failover between the write and the read-back), WriteRefused
+        (dry run, paused), and the connectors' other errors.
         """
         ad_user, group = self._resolve(policy, user)
         if not self._direct(policy, user, group, ad_user):
             self._explain_absence(policy, user, group, ad_user)
         with self._step(policy, user, "ldap.remove_member", f"{group.dn} {idempotency_key}"):
             self.ldap.remove_member(group_dn=group.dn, user_dn=ad_user.dn)
+        written_on = self.ldap.connected_host
         if self._direct(policy, user, group, ad_user, step="ldap.verify_removed"):
+            if self.ldap.connected_host != written_on:
+                # Failed over between the write and the read-back: the other DC may not
+                # have the change replicated yet. Look again later rather than fail.
+                raise Transient(
+                    f"{ad_user.dn} removed on {written_on} but still a member on "
+                    f"{self.ldap.connected_host} (replication pending); checking again later",
+                    code="replication-pending",
+                )
             raise Rejected(f"{ad_user.dn} is still a member of {group.dn} after the removal")
         return RemoveOutcome.AWAITING_SYNC
 

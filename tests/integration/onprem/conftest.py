@@ -9,9 +9,10 @@ per session and is reset, for each test, to a tenant mirroring the DC's seed OU
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
-from ldap3 import Connection
+from ldap3 import MODIFY_ADD, MODIFY_DELETE, Connection
 
 from reclaim.connectors.graph import ClientSecret, GraphClient, GraphSettings, RetryPolicy
 from reclaim.connectors.ldap import LdapConnector, LdapSettings
@@ -24,8 +25,18 @@ from reclaim.testing.hybrid import (
     HybridTenant,
     build_hybrid_tenant,
 )
+from reclaim.testing.samba import SambaDC
 from reclaim.workflows.onprem_ad import OnPremAdDirectory
+from tests.integration.ad.helpers import direct_members
 from tests.integration.graph.conftest import FakeTime
+
+from .runner_world import (
+    PASSWORD_ENV,
+    SECRET_ENV,
+    RunnerWorld,
+    build_runner_world,
+    settings_yaml,
+)
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +125,88 @@ def policy_for(hybrid: HybridTenant, group: seed.SeedGroup, **group_ref: str) ->
         workflow=Workflow.ONPREM_AD,
         seat_cost=SeatCost(amount=10),  # type: ignore[arg-type]
     )
+
+
+# -- the runner end to end (test_runner_*.py) -------------------------------------------
+def put_back_run_group(dc: SambaDC) -> None:
+    """Make LIC-Run on ``dc`` hold exactly its seed members again (a fresh connection:
+    the test may have stopped and restarted the DC)."""
+    dc.start()
+    conn = dc.admin_connection()
+    try:
+        wanted = {u.dn.lower(): u.dn for u in seed.LIC_RUN.users}
+        current = direct_members(conn, seed.LIC_RUN.dn)
+        missing = [dn for key, dn in wanted.items() if key not in current]
+        extra = [dn for dn in current if dn not in wanted]
+        for change, dns in ((MODIFY_ADD, missing), (MODIFY_DELETE, extra)):
+            if dns:
+                assert conn.modify(seed.LIC_RUN.dn, {"member": [(change, dns)]}), conn.result
+    finally:
+        conn.unbind()
+
+
+@pytest.fixture
+def run_group(dc1: SambaDC) -> Iterator[None]:
+    """LIC-Run's membership on dc1 is put back after the test."""
+    yield
+    put_back_run_group(dc1)
+
+
+@pytest.fixture
+def run_group_dc2(dc2: SambaDC) -> Iterator[SambaDC]:
+    """dc2 running, and its LIC-Run membership put back after the test."""
+    yield dc2
+    put_back_run_group(dc2)
+
+
+@pytest.fixture
+def make_runner(
+    db_url: str,
+    tmp_path: Path,
+    dc1: SambaDC,
+    hybrid: HybridTenant,
+    _graph_server: GraphServer,
+    graph_clock: ManualClock,
+    make_directory: Callable[..., OnPremAdDirectory],
+    run_group: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., RunnerWorld]]:
+    """Build a :class:`RunnerWorld` on LIC-Run (see ``runner_world``)."""
+    monkeypatch.setenv(PASSWORD_ENV, dc1.template.service_password)
+    monkeypatch.setenv(SECRET_ENV, HYBRID_CLIENT_SECRET)
+    made: list[RunnerWorld] = []
+
+    def make(
+        *,
+        idle: int,
+        ask: bool = False,
+        hosts: tuple[str, ...] | None = None,
+        safety: str = "",
+        deadline_hours: float = 24,
+    ) -> RunnerWorld:
+        text = settings_yaml(
+            tmp=tmp_path,
+            db_url=db_url,
+            hosts=hosts or (dc1.address,),
+            ca_file=dc1.ca_file,
+            graph_url=_graph_server.base_url,
+            tenant_id=hybrid.tenant.tenant_id,
+            group_id=hybrid.group_id(seed.LIC_RUN.dn),
+            ask=ask,
+            safety=safety,
+            deadline_hours=deadline_hours,
+        )
+        world = build_runner_world(
+            settings_text=text,
+            hybrid=hybrid,
+            graph_clock=graph_clock,
+            directory=make_directory(),
+            tmp=tmp_path,
+            idle=idle,
+        )
+        made.append(world)
+        return world
+
+    yield make
+    for world in made:
+        world.close()
