@@ -373,66 +373,23 @@ def demo(
     data_dir: Annotated[
         Path | None, typer.Option(help="Keep the demo here (default: a new temporary directory).")
     ] = None,
-    users: Annotated[int, typer.Option(help="People in the generated organization.", min=20)] = 300,
-    show: Annotated[int, typer.Option(help="Members shown per policy.", min=0)] = 8,
+    users: Annotated[
+        int, typer.Option(help="People in the generated organization.", min=50, max=20000)
+    ] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated organization and answers.")] = 42,
 ) -> None:
-    """Run Reclaim on a bundled, generated organization (SQLite, no configuration needed)."""
-    import tempfile
+    """Run the whole Entra ID loop on a generated tenant (bundled Graph server, SQLite).
 
-    from reclaim.config import parse_settings
-    from reclaim.demo.org import demo_config_yaml, write_demo_files
-    from reclaim.services.members_import import import_members
-    from reclaim.services.usage_import import import_usage_file
+    Generates an organization, starts the bundled Graph server on 127.0.0.1, syncs the
+    license groups, asks, simulates answers over a few weeks and removes the released
+    seats through Graph, then prints what was reclaimed. Needs no configuration.
+    """
+    from reclaim.demo.run import DemoError, run_demo
 
-    directory = data_dir or Path(tempfile.mkdtemp(prefix="reclaim-demo-"))
-    directory.mkdir(parents=True, exist_ok=True)
-    config_path = directory / "reclaim.yaml"
-    config_path.write_text(demo_config_yaml(directory), encoding="utf-8")
-    settings = parse_settings(config_path.read_text(encoding="utf-8"), source=str(config_path))
-    now = now_utc()
-    today = now.date()
-    out.print(f"[bold]Reclaim demo[/] — data directory {directory}")
-    out.print(
-        f"  generating {users} people, {len(settings.policies)} licensed products and "
-        "90 days of usage …"
-    )
-    _, usage_file, member_files = write_demo_files(directory / "input", users=users, today=today)
-    ctx = open_context(settings=settings, now=now)
-    report = import_usage_file(
-        ctx.engine, usage_file, now=now, source="demo-telemetry", report_dir=ctx.imports_dir()
-    )
-    out.print(
-        f"  imported {report.rows_accepted:,} usage events into "
-        f"{_redact_url(settings.database_url())} ({report.seconds:.1f} s)"
-    )
-    for pol in settings.policies:
-        import_members(
-            ctx.engine, pol, member_files[pol.name], configured=settings.policies, now=now
-        )
-    for pol in settings.policies:
-        rows = _member_rows(ctx, pol, today)
-        out.print()
-        out.print(_members_table(pol.name, rows, today, limit=show))
-        fresh = [
-            r
-            for r in rows
-            if r["last_observed"] and (today - dt.date.fromisoformat(r["last_observed"])).days <= 7
-        ]
-        unused = sum(
-            1 for r in fresh if r["days_since_use"] is None or r["days_since_use"] > pol.unused_days
-        )
-        out.print(
-            f"  seen in the last 7 days but not using it for over {pol.unused_days} days "
-            f"(or never): {unused}; no recent data (not judged): {len(rows) - len(fresh)}"
-        )
-    from reclaim.cli_decisions import demo_decisions
-
-    demo_decisions(ctx, now)
-    out.print()
-    out.print(f"Try: reclaim members list --config {config_path} --policy Visio")
-    out.print(
-        f"     reclaim candidates --config {config_path}; reclaim plan --config {config_path}"
-    )
+    try:
+        run_demo(data_dir=data_dir, users=users, seed=seed, console=out, now=now_utc())
+    except DemoError as exc:
+        fail(str(exc))
 
 
 # -- dev ----------------------------------------------------------------------------------

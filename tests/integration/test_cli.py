@@ -99,17 +99,25 @@ def test_unknown_policy_and_bad_file(config: Path, tmp_path: Path) -> None:
     assert code == 1 and "not a usage CSV" in err and "nothing was imported" in err
 
 
-def test_demo_prints_each_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RECLAIM_DATABASE_URL", raising=False)
+def test_demo_runs_the_entra_loop_without_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store override in the environment must not pull the demo out of its directory.
+    monkeypatch.setenv("RECLAIM_DATABASE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
     monkeypatch.delenv("RECLAIM_DATA_DIR", raising=False)
-    code, out, err = invoke("demo", "--data-dir", str(tmp_path / "demo"), "--users", "60")
+    code, out, err = invoke("demo", "--data-dir", str(tmp_path / "demo"), "--users", "50")
     assert code == 0, err
-    for name in ("Visio", "Acrobat Pro", "Tableau Creator", "Miro"):
+    for name in ("Visio Plan 2", "Power BI Pro", "Microsoft 365 Copilot", "Project Plan 3"):
         assert f"{name}:" in out
     assert "usage events into sqlite:///" in out
+    assert "Seats reclaimed:" in out and "Savings:" in out
     assert (tmp_path / "demo" / "reclaim.db").exists()
+    assert not (tmp_path / "elsewhere.db").exists()
+    monkeypatch.delenv("RECLAIM_DATABASE_URL")
     code, out, _ = invoke("config", "check", "--config", str(tmp_path / "demo" / "reclaim.yaml"))
-    assert code == 0
+    assert code == 0, out
+    code, _, err = invoke("demo", "--data-dir", str(tmp_path / "demo"), "--users", "50")
+    assert code == 2 and "already holds a demo" in err
 
 
 def test_db_status_reports_revision(config: Path) -> None:
