@@ -438,6 +438,12 @@ from reclaim.cli_ad import register as _register_ad  # noqa: E402
 _register_ad(app)
 
 
+# Campaign numbers per policy: reclaim campaigns (cli_campaigns.py).
+from reclaim.cli_campaigns import register as _register_campaigns  # noqa: E402
+
+_register_campaigns(app)
+
+
 def main() -> None:
     """Console-script entry point (logs: RECLAIM_LOG_FORMAT=text|json, RECLAIM_LOG_LEVEL)."""
     from reclaim.ops.logs import configure_logging

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import logging
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -75,11 +76,13 @@ def serve(
         typer.Option("--config", "-c", envvar="RECLAIM_CONFIG", help="Path to reclaim.yaml."),
     ] = None,
 ) -> None:
-    """Run the web app with uvicorn."""
+    """Run the web app with uvicorn; unless --no-worker, also the scheduler and one
+    worker in a background thread (stopped cleanly, after the case in hand, on exit)."""
     import uvicorn
 
     from reclaim.cli import context, err, fail, out
     from reclaim.web.app import create_app
+    from reclaim.web.background import BackgroundWorker
     from reclaim.web.security import RedactQueryFilter
     from reclaim.web.settings import WebSettingsError
 
@@ -88,10 +91,6 @@ def serve(
         web = create_app(ctx)
     except WebSettingsError as exc:
         fail(str(exc))
-    # Integration point (Issue 3): unless --no-worker, start the scheduler and one worker
-    # (reclaim.runner) in this process on SQLite, stopping them with the server.
-    if not no_worker:
-        err.print("note: the in-process scheduler and worker are not available yet", style="dim")
     out.print(
         f"Reclaim web app on http://{host}:{port}/ (API: /api/v1, OpenAPI: /api/v1/openapi.json)"
     )
@@ -106,7 +105,30 @@ def serve(
     )
     # uvicorn set its loggers up just now (in Config): add the filter after that.
     logging.getLogger("uvicorn.access").addFilter(RedactQueryFilter())
-    uvicorn.Server(server_config).run()
+    background = None if no_worker else BackgroundWorker(ctx)
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        # uvicorn captures SIGINT/SIGTERM while it serves and, after its graceful
+        # shutdown, raises them again to the handler that was there before: this one,
+        # so that the worker is stopped below instead of the process being killed.
+        if background is not None:
+            background.worker.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if background is not None:
+        background.start()
+        err.print(f"worker {background.owner} started in this process", highlight=False)
+    try:
+        uvicorn.Server(server_config).run()
+    finally:
+        if background is not None:
+            stopped = background.stop()
+            err.print(
+                f"worker {background.owner} "
+                + ("stopped" if stopped else "still busy after 60 s; exiting anyway"),
+                highlight=False,
+            )
 
 
 # -- tokens -------------------------------------------------------------------------------

@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from reclaim.campaigns.settings import CampaignSettings, policy_campaign_problems
 from reclaim.domain.policy import Policy, Strict
 from reclaim.secrets import SecretError, SecretRef
 
@@ -81,6 +89,12 @@ class EntraSettings(Strict):
     certificate_thumbprint: str | None = None
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com"
+    # Graph's read limit depends on the tenant's size (S < 50, M 50-500, L > 500 users).
+    tenant_size: Literal["S", "M", "L"] = "S"
+    # Multiplies the documented limits Reclaim paces itself to: below 1 leaves room for
+    # other tools on the same app registration; above 1 only for a test server whose
+    # limits were raised as much (docs/operations.md, "Scale-out").
+    rate_limit_scale: Annotated[float, Field(gt=0, le=1000)] = 1.0
 
 
 class LdapSettings(Strict):
@@ -122,6 +136,7 @@ class Settings(Strict):
     ldap: LdapSettings | None = None
     smtp: SmtpSettings | None = None
     policies: tuple[Policy, ...] = ()
+    campaigns: CampaignSettings | None = None  # after policies: checked against them
 
     @field_validator("policies")
     @classmethod
@@ -134,6 +149,18 @@ class Settings(Strict):
                 )
             seen.add(p.name.lower())
         return v
+
+    @model_validator(mode="after")
+    def _campaign_defaults(self) -> Settings:
+        # Names under campaigns.policies must be policies; campaigns.reminder_days and
+        # response_timeout_days fill in policies that leave them out (see campaigns.settings).
+        if self.campaigns is None:
+            return self
+        policies, problems = policy_campaign_problems(self.campaigns, self.policies)
+        if problems:
+            raise ValidationError.from_exception_data("Settings", problems)
+        object.__setattr__(self, "policies", policies)  # frozen model: set once, here
+        return self
 
     # -- derived values -----------------------------------------------------------------
     def resolved_data_dir(self) -> Path:
@@ -174,6 +201,8 @@ class Settings(Strict):
                 value = getattr(model, field_name)
                 if isinstance(value, SecretRef):
                     yield f"{section}.{field_name}", value
+        if self.campaigns is not None:
+            yield from self.campaigns.secret_refs()
 
 
 class ConfigError(Exception):

@@ -147,6 +147,7 @@ def verify(
     purpose: Purpose,
     now: dt.datetime,
     case_id: str | None = None,
+    expired_ok: bool = False,
 ) -> Claims:
     """Check ``token`` for this person and purpose at ``now``; return its claims.
 
@@ -154,6 +155,10 @@ def verify(
     Checks run in this order: authenticity (Tampered), purpose (WrongPurpose), case
     (WrongCase), expiry (Expired). Stateless: the caller must still check that the
     case is open and unanswered (single use lives in the case store).
+
+    ``expired_ok`` skips only the expiry check, for what a genuine link may still do
+    after its answer deadline: show the recorded answer, and "I need it back" within
+    the restore window (the caller checks that window against the case).
     """
     payload, mac = _split(token)
     # Every key is tried (no early exit on a match position) and compared in constant
@@ -169,7 +174,7 @@ def verify(
     if case_id is not None and claims.case_id != case_id:
         raise WrongCase("the link was issued for a different case")
     expires_at = dt.datetime.fromtimestamp(claims.exp, dt.UTC)
-    if _epoch(now) >= claims.exp:
+    if _epoch(now) >= claims.exp and not expired_ok:
         raise Expired(f"the link expired at {expires_at.isoformat()}")
     return Claims(
         case_id=claims.case_id,

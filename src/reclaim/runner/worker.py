@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 
+from reclaim.campaigns.asker import build_asker
 from reclaim.config import Settings
 from reclaim.runner.scheduler import run_due_cycles
 from reclaim.services.cycle import CycleOutcome
 from reclaim.services.runtime import Runtime, StepReport, StopSignal
 from reclaim.services.steps import process_case
 from reclaim.store.case_claims import claim_due, release
-from reclaim.workflows.asker import Asker, OutboxAsker
+from reclaim.workflows.asker import Asker
 from reclaim.workflows.directory import DirectoryFactory
 from reclaim.workflows.gate import WriteGate
 
@@ -80,7 +81,7 @@ class Worker:
             engine=engine,
             settings=settings,
             directories=directories,
-            asker=asker or OutboxAsker(),
+            asker=asker or build_asker(engine, settings),  # campaigns: when configured
             gate=WriteGate(safety=settings.safety, dry_run=dry_run),
             clock=clock or (lambda: dt.datetime.now(dt.UTC)),
             owner=self.owner,

@@ -20,6 +20,7 @@ from reclaim import __version__
 from reclaim.bootstrap import Context
 from reclaim.ops import routes as ops_routes
 from reclaim.ops.logs import RequestIdMiddleware
+from reclaim.web import respond
 from reclaim.web.api import API_PREFIX, build_router
 from reclaim.web.api.models import problem_components
 from reclaim.web.auth.deps import LoginRequired
@@ -29,7 +30,8 @@ from reclaim.web.problems import CatchAllMiddleware, install_problem_handlers
 from reclaim.web.security import SecurityHeadersMiddleware
 from reclaim.web.settings import WebSettings
 from reclaim.web.state import Clock, WebState, utc_now
-from reclaim.web.ui import admin, login, pages
+from reclaim.web.ui import admin, cases, login, ops, pages, plans
+from reclaim.workflows.directory import DirectoryFactory
 
 log = logging.getLogger("reclaim.web")
 
@@ -51,12 +53,14 @@ def create_app(
     now: Clock = utc_now,
     web_settings: WebSettings | None = None,
     oidc_transport: httpx.AsyncBaseTransport | None = None,
+    directories: DirectoryFactory | None = None,
 ) -> FastAPI:
     """Build the app for this store and settings.
 
     ``now`` is the clock (tests pass their own); ``web_settings`` default to the
     ``RECLAIM_WEB_*`` environment; ``oidc_transport`` lets tests stand in for the
-    OpenID provider.
+    OpenID provider; ``directories`` replace the installation's directories for
+    restores (tests pass a test peer).
     """
     settings = web_settings or WebSettings.from_env(ctx.settings.resolved_data_dir())
     app = FastAPI(
@@ -73,6 +77,7 @@ def create_app(
         clock=now,
         sessions=SessionCodec(settings.secret, max_age_seconds=settings.session_hours * 3600),
         oidc=OidcClient(settings.oidc, transport=oidc_transport) if settings.oidc else None,
+        directories=directories,
     )
     install_problem_handlers(app)
     app.add_exception_handler(LoginRequired, _to_login)
@@ -85,6 +90,10 @@ def create_app(
     app.include_router(login.router)
     app.include_router(pages.router)
     app.include_router(admin.router)
+    app.include_router(cases.router)
+    app.include_router(plans.router)
+    app.include_router(ops.router)
+    app.include_router(respond.router)  # the employee response page (campaigns)
     app.include_router(ops_routes.router)  # /healthz, /readyz, /metrics
     app.mount("/static", StaticFiles(packages=[("reclaim.web", "static")]), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -1,12 +1,15 @@
-"""The dashboard's numbers: usage sources, imports, people and apps seen, policies.
+"""The dashboard's numbers: savings, seats reclaimed, the campaign funnel, monthly
+trends, what needs attention, and usage sources, imports and policies.
 
-Slots for what Issue 3's report service computes (savings, response funnel,
-candidates) are returned as ``None`` until that service is wired in; the template
-shows them as "not available yet" rather than as zeros, which would be a lie.
+Savings come from ``services.report.savings_report`` through the app's
+:class:`~reclaim.web.savings_cache.SavingsCache`, so they are the numbers
+``reclaim report`` prints for the same data; the rest are aggregate queries
+(``web/report_queries.py``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +19,14 @@ from sqlalchemy import func, select
 from reclaim.bootstrap import Context
 from reclaim.store.tables import apps, imports, sources, users
 from reclaim.web.policies_view import list_policies
+from reclaim.web.report_queries import (
+    Attention,
+    attention,
+    funnel,
+    reclaimed_by_month,
+    reclaimed_counts,
+)
+from reclaim.web.savings_cache import SavingsCache
 
 RECENT_IMPORTS = 10
 
@@ -32,15 +43,30 @@ class Dashboard:
     users_seen: int
     apps_seen: int
     policies: list[dict[str, Any]]
-    # Integration point (Issue 3): services/report.py fills these.
     savings: dict[str, Any] | None = None
     funnel: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
+    reclaimed: dict[str, int] = field(default_factory=dict)
+    monthly: dict[str, Any] = field(default_factory=dict)
+    attention: list[Attention] = field(default_factory=list)
+    savings_computed: dt.datetime | None = None
 
 
-def build_dashboard(ctx: Context) -> Dashboard:
-    """Read the numbers in one connection (a consistent snapshot on both databases)."""
+def build_dashboard(ctx: Context, *, now: dt.datetime, cache: SavingsCache) -> Dashboard:
+    """Read the numbers (the savings report from ``cache``, the rest in one connection)."""
+    report = cache.get(ctx.engine, ctx.settings, now=now)
+
+    def aggregates() -> dict[str, Any]:
+        with ctx.engine.connect() as conn:
+            return {
+                "funnel": funnel(conn),
+                "reclaimed": reclaimed_counts(conn, now=now),
+                "monthly": reclaimed_by_month(conn, ctx.settings, today=now.date()),
+                "policies": list_policies(ctx),
+            }
+
+    agg = cache.derived(ctx.engine, "dashboard", aggregates, now=now)
     with ctx.engine.connect() as conn:
+        needs = attention(conn, ctx.settings, now=now)
         src = [
             dict(r._mapping)
             for r in conn.execute(
@@ -81,5 +107,11 @@ def build_dashboard(ctx: Context) -> Dashboard:
         events_rejected=sum(int(s["rows_rejected"]) for s in src),
         users_seen=int(users_seen),
         apps_seen=int(apps_seen),
-        policies=list_policies(ctx),
+        policies=agg["policies"],
+        savings=report,
+        funnel=agg["funnel"],
+        reclaimed=agg["reclaimed"],
+        monthly=agg["monthly"],
+        attention=needs,
+        savings_computed=cache.computed_at,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
@@ -12,10 +12,12 @@ from starlette.requests import HTTPConnection
 from reclaim.bootstrap import Context
 from reclaim.web.auth.ratelimit import LoginLimits
 from reclaim.web.auth.sessions import SessionCodec
+from reclaim.web.savings_cache import SavingsCache
 from reclaim.web.settings import WebSettings
 
 if TYPE_CHECKING:
     from reclaim.web.auth.oidc import OidcClient
+    from reclaim.workflows.directory import DirectoryFactory
 
 Clock = Callable[[], dt.datetime]
 
@@ -34,6 +36,13 @@ class WebState:
     clock: Clock
     sessions: SessionCodec
     oidc: OidcClient | None = None
+    savings: SavingsCache = field(default_factory=SavingsCache)
+    #: Directories for restores; None: the installation's own (tests pass a peer).
+    directories: DirectoryFactory | None = None
+
+    def now_dt(self) -> dt.datetime:
+        """The app's clock, to the second (services store whole seconds)."""
+        return self.clock().replace(microsecond=0)
 
     def now(self) -> int:
         """Epoch seconds from the app's clock."""

@@ -34,6 +34,7 @@ from reclaim.web.auth.passwords import hash_password
 from reclaim.web.auth.roles import Role
 from reclaim.web.auth.tokens import create_token
 from reclaim.web.settings import WebSettings
+from reclaim.workflows.directory import DirectoryFactory
 
 START = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 ADMIN_EMAIL = "admin@corp.example"
@@ -104,6 +105,7 @@ def make_env(
     *,
     settings: WebSettings | None = None,
     oidc_transport: httpx.AsyncBaseTransport | None = None,
+    directories: DirectoryFactory | None = None,
 ) -> WebEnv:
     clock = ManualClock()
     core = Settings(data_dir=str(data_dir), policies=policies())
@@ -112,7 +114,13 @@ def make_env(
         sync_policies(conn, core.policies, now=now)
     ctx = Context(settings=core, engine=engine)
     web_settings = settings or WebSettings(secret=TEST_SECRET, max_upload_bytes=1 << 20)
-    app = create_app(ctx, now=clock, web_settings=web_settings, oidc_transport=oidc_transport)
+    app = create_app(
+        ctx,
+        now=clock,
+        web_settings=web_settings,
+        oidc_transport=oidc_transport,
+        directories=directories,
+    )
     env = WebEnv(app=app, ctx=ctx, clock=clock)
     setup = Actor(name="test-setup", kind="system")
     with engine.begin() as conn:

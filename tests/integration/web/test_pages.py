@@ -30,7 +30,7 @@ async def test_dashboard_shows_imported_numbers(web: WebEnv, client) -> None:
     assert 'data-testid="events-rejected">1<' in page
     assert 'data-testid="policies-count">2<' in page
     assert ">laptops<" in page and "Visio" in page and "Miro" in page
-    assert 'data-testid="savings-slot"' in page  # Issue 3 fills this slot
+    assert 'data-testid="savings-Visio"' in page and 'data-testid="funnel"' in page
 
 
 async def test_user_data_is_escaped_everywhere(web: WebEnv, client) -> None:

@@ -109,6 +109,15 @@ def test_expired_link_is_refused_at_the_expiry_instant():
         check(token, now=LATER)
 
 
+def test_expired_ok_skips_only_the_expiry_check():
+    late = LATER + dt.timedelta(days=30)
+    assert check(make(), now=late, expired_ok=True).expires_at == LATER
+    with pytest.raises(Tampered):
+        check(make(), now=late, expired_ok=True, upn="mallory@corp.example")
+    with pytest.raises(WrongPurpose):
+        check(make(purpose="restore"), now=late, expired_ok=True)
+
+
 def test_wrong_purpose_is_refused():
     with pytest.raises(WrongPurpose):
         check(make(purpose="restore"), purpose="answer")

@@ -1,8 +1,8 @@
 """The REST API, version 1 (``/api/v1``); OpenAPI at ``/api/v1/openapi.json``.
 
-Integration points (Issue 3, not committed when this was written): cases, plans,
-candidates, reports, restore and ``POST /api/v1/control/pause|resume`` join this
-router as their services land; the pause switch is ``store.leases.set_control``.
+Routes live in one module per area: policies, usage upload, audit, cases (list,
+detail, answer, restore), plans (preview, approve, reject), and ``insight``
+(candidates, the kill switch, reports).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from reclaim.web.api import audit, policies, usage
+from reclaim.web.api import audit, cases, insight, plans, policies, usage
 from reclaim.web.api.models import WhoAmI, problem_responses
 from reclaim.web.auth.deps import Principal, require_any
 
@@ -24,6 +24,9 @@ def build_router() -> APIRouter:
     v1.include_router(policies.router)
     v1.include_router(usage.router)
     v1.include_router(audit.router)
+    v1.include_router(cases.router)
+    v1.include_router(plans.router)
+    v1.include_router(insight.router)
     v1.add_api_route("/whoami", whoami, methods=["GET"], response_model=WhoAmI, tags=["auth"])
     return v1
 

@@ -110,16 +110,18 @@ PROBLEM_SCHEMAS = {
     413: "Problem",
     415: "Problem",
     422: "ValidationProblem",
+    501: "Problem",
 }
 _DESCRIPTIONS = {
     400: "Bad request",
     401: "No valid credentials",
     403: "The caller's role does not allow this (or the CSRF token is missing)",
     404: "Not found",
-    409: "A request with this Idempotency-Key is still running",
+    409: "A request with this Idempotency-Key is still running, or the state does not allow it",
     413: "The body is larger than the upload limit",
     415: "Unsupported Content-Type",
     422: "Invalid fields, or an Idempotency-Key reused with another body",
+    501: "Not available in this version",
 }
 
 

@@ -18,6 +18,7 @@ from reclaim.web.dashboard import build_dashboard
 from reclaim.web.paging import DEFAULT_LIMIT, next_link
 from reclaim.web.policies_view import list_policies
 from reclaim.web.state import web_state
+from reclaim.web.ui.csv_cells import cell
 from reclaim.web.ui.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -28,7 +29,10 @@ Filter = Annotated[str, Query(max_length=320)]
 @router.get("/")
 async def dashboard(request: Request, me: Viewer) -> Response:
     """Numbers at a glance."""
-    d = await run_in_threadpool(build_dashboard, web_state(request).ctx)
+    web = web_state(request)
+    d = await run_in_threadpool(
+        lambda: build_dashboard(web.ctx, now=web.now_dt(), cache=web.savings)
+    )
     return render(request, "dashboard.html", me=me, d=d)
 
 
@@ -71,12 +75,6 @@ async def audit_log(
 _CSV_COLUMNS = ("id", "at", "actor", "actor_kind", "action", "target", "detail", "client_ip")
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A cell starting with = + - @ is a formula to a spreadsheet: defuse it (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def _csv_rows(engine: object, action: str | None, actor: str | None) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -86,7 +84,7 @@ def _csv_rows(engine: object, action: str | None, actor: str | None) -> Iterator
         rows, cursor = audit.page(engine, limit=1000, cursor=cursor, action=action, actor=actor)  # type: ignore[arg-type]
         for r in rows:
             d = r.as_dict()
-            writer.writerow([_cell(d[c]) for c in _CSV_COLUMNS])
+            writer.writerow([cell(d[c]) for c in _CSV_COLUMNS])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

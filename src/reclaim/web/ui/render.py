@@ -19,6 +19,10 @@ from reclaim.web.auth.sessions import Session
 NAV = (
     ("/", "Dashboard", Role.VIEWER),
     ("/policies", "Policies", Role.VIEWER),
+    ("/plans", "Plans", Role.VIEWER),
+    ("/cases", "Cases", Role.VIEWER),
+    ("/campaigns", "Campaigns", Role.VIEWER),
+    ("/control", "Kill switch", Role.VIEWER),
     ("/audit", "Audit log", Role.VIEWER),
     ("/admin/tokens", "API tokens", Role.ADMIN),
 )
@@ -34,6 +38,20 @@ def _num(value: int | float | None) -> str:
     return "–" if value is None else f"{value:,}"
 
 
+def _money(value: str | float | None) -> str:
+    return "–" if value is None else f"{float(value):,.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f} %"
+
+
+def _iso_when(text: str | None) -> str:
+    if not text:
+        return "–"
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).strftime("%Y-%m-%d %H:%M UTC")
+
+
 @cache
 def templates() -> Jinja2Templates:
     """The template set, built on first use (nothing happens at import time)."""
@@ -46,6 +64,9 @@ def templates() -> Jinja2Templates:
     )
     env.filters["when"] = _when
     env.filters["num"] = _num
+    env.filters["money"] = _money
+    env.filters["pct"] = _pct
+    env.filters["iso_when"] = _iso_when
     return Jinja2Templates(env=env)
 
 

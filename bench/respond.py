@@ -1,0 +1,357 @@
+"""Benchmark: employees answering through the response page, over HTTP, on SQLite.
+
+``python -m bench.respond [--cases N] [--clients N] [--write-readme]``
+
+N open cases (asked, one person each) in a fresh SQLite store; the app served by
+uvicorn in a child process on a loopback port; ``--clients`` concurrent clients each
+take the next link, GET the page (as a person opening the mail's link does), then POST
+the answer from its form (keep or release, alternately). One *response* is that
+GET + POST pair. Reported: responses/s over the run, and p50 / p99 latency of the
+pair and of each request. Afterwards every case is checked to hold exactly one
+answer event, the one its client sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import multiprocessing
+import os
+import re
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from reclaim.bootstrap import Context
+from reclaim.campaigns.tokens import TokenKeys, sign
+from reclaim.config import Settings, parse_settings
+from reclaim.domain import case as dc
+from reclaim.store import cases as store
+from reclaim.store.engine import make_engine
+from reclaim.store.keys import resolve_keys
+from reclaim.store.migrate import upgrade
+from reclaim.store.policies import sync_policies
+from reclaim.store.tables import case_events
+
+KEY_ENV = "RECLAIM_BENCH_LINK_KEY"
+KEY = "b" * 48  # a throwaway key for a throwaway store
+ASKED_AT = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+FORM = re.compile(r'<form method="post" action="([^"]+)"')
+TARGET_RATE, TARGET_P99_MS = 300.0, 150.0
+
+
+def _settings(tmp: Path, url: str, port: int) -> Settings:
+    text = f"""
+data_dir: {tmp}
+database: {{url: '{url}'}}
+campaigns:
+  base_url: http://127.0.0.1:{port}
+  token_keys: [env:{KEY_ENV}]
+policies:
+  - name: Visio
+    apps: [VISIO.EXE]
+    group: {{name: Visio users}}
+    workflow: manual
+    seat_cost: {{amount: "15"}}
+"""
+    return parse_settings(text, source="bench.yaml")
+
+
+def _seed(settings: Settings, n: int) -> list[tuple[int, str]]:
+    """``n`` asked cases, one person each: (case id, UPN)."""
+    engine = make_engine(settings.database_url())
+    upgrade(engine)
+    now = int(ASKED_AT.timestamp())
+    users = [f"user{i:06d}@bench.example" for i in range(n)]
+    out: list[tuple[int, str]] = []
+    with engine.begin() as conn:
+        pid = sync_policies(conn, settings.policies, now=now)["Visio"]
+        ids = dict(resolve_keys(conn, users=users, apps={}, now=now)[0])
+        for user in users:
+            case = dc.mark_asked(
+                dc.open_case(policy="Visio", user=user, cycle=1, at=ASKED_AT), at=ASKED_AT
+            )
+            saved = store.insert_case(
+                conn,
+                case,
+                policy_id=pid,
+                user_id=ids[user],
+                verdict="unused",
+                reason="no use of Visio for 91 days",
+                last_used=None,
+                next_due_at=now + 10 * 86400,
+            )
+            out.append((saved.id, user))
+    engine.dispose()
+    return out
+
+
+def _serve(sock: socket.socket, settings: Settings) -> None:
+    """The child process: the app on ``sock`` until terminated."""
+    import uvicorn
+
+    from reclaim.web.app import create_app
+    from reclaim.web.settings import WebSettings
+
+    engine = make_engine(settings.database_url())
+    app = create_app(Context(settings, engine), web_settings=WebSettings(secret="w" * 48))
+    # Clients keep their connections for the whole run: a short keep-alive would close
+    # one just as a client reuses it.
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=120
+        )
+    )
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+class _Conn:
+    """One keep-alive HTTP/1.1 connection, written by hand on asyncio streams.
+
+    httpx cost more CPU per request than the server did (~8 ms a response), and the
+    clients share the same 2 cores as the server: this keeps the load generator's own
+    cost low, so the figures are the server's. Enough HTTP for these two requests:
+    Content-Length bodies only (uvicorn sends those for these pages).
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, str]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if body:
+            head += (
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                f"Content-Length: {len(body)}\r\n"
+            )
+        self.writer.write(head.encode() + b"\r\n" + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        length = 0
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        text = (await self.reader.readexactly(length)).decode()
+        return status, text
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+async def _clients(base: str, links: list[tuple[int, str]], clients: int) -> dict[str, Any]:
+    queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
+    for n, (case_id, path) in enumerate(links):
+        queue.put_nowait((case_id, path, "keep" if n % 2 else "release"))
+    pairs: list[float] = []
+    gets: list[float] = []
+    posts: list[float] = []
+    errors: list[str] = []
+    host, _, port = base.removeprefix("http://").partition(":")
+
+    async def one() -> None:
+        conn = _Conn(host, int(port))
+        try:
+            while not queue.empty():
+                case_id, path, choice = queue.get_nowait()
+                t0 = time.perf_counter()
+                try:
+                    status, page = await conn.request("GET", path)
+                    t1 = time.perf_counter()
+                    form = FORM.search(page)
+                    if status != 200 or form is None:
+                        errors.append(f"case {case_id}: GET {status}")
+                        continue
+                    body = f"choice={choice}".encode()
+                    status, done = await conn.request("POST", form.group(1), body)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                    errors.append(f"case {case_id}: {type(exc).__name__}")
+                    conn.close()
+                    conn = _Conn(host, int(port))
+                    continue
+                t2 = time.perf_counter()
+                if status != 200 or "your answer is recorded" not in done:
+                    errors.append(f"case {case_id}: POST {status}")
+                gets.append(t1 - t0)
+                posts.append(t2 - t1)
+                pairs.append(t2 - t0)
+        finally:
+            conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(clients)))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "pairs": pairs, "gets": gets, "posts": posts, "errors": errors}
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def _check(settings: Settings, expected: dict[int, str]) -> int:
+    """Cases whose history does not hold exactly the one answer sent (0 is right)."""
+    engine = make_engine(settings.database_url())
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(case_events.c.case_id, func.count(), func.max(case_events.c.to_state))
+            .where(case_events.c.cause == "answered")
+            .group_by(case_events.c.case_id)
+        ).all()
+    engine.dispose()
+    got = {int(c): (int(n), str(s)) for c, n, s in rows}
+    wrong = 0
+    for case_id, choice in expected.items():
+        if got.get(case_id) != (1, f"answered_{choice}"):
+            wrong += 1
+    return wrong + len(set(got) - set(expected))
+
+
+def main() -> None:
+    """Run the benchmark and print (or write) its table."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn processes sharing the socket"
+    )
+    parser.add_argument("--write-readme", action="store_true")
+    args = parser.parse_args()
+    os.environ[KEY_ENV] = KEY
+    tmp = Path(tempfile.mkdtemp(prefix="reclaim-bench-respond-"))
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
+    # they are TCP; without it every response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    settings = _settings(tmp, f"sqlite:///{tmp / 'reclaim.db'}", port)
+    t0 = time.perf_counter()
+    cases = _seed(settings, args.cases)
+    print(f"seeded {len(cases):,} asked cases in {time.perf_counter() - t0:.1f} s")
+    keys = TokenKeys.of(KEY)
+    expires = ASKED_AT + dt.timedelta(days=10)
+    links = [
+        (
+            cid,
+            "/respond/"
+            + sign(
+                keys=keys,
+                case_id=str(cid),
+                upn=user,
+                purpose="answer",
+                expires_at=expires,
+                now=ASKED_AT,
+            ),
+        )
+        for cid, user in cases
+    ]
+    expected = {cid: ("keep" if n % 2 else "release") for n, (cid, _) in enumerate(cases)}
+    sock.listen(1024)
+    fork = multiprocessing.get_context("fork")
+    children = [
+        fork.Process(target=_serve, args=(sock, settings), daemon=True) for _ in range(args.workers)
+    ]
+    for child in children:
+        child.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base)
+        server_cpu0 = sum(_cpu_seconds(c.pid) for c in children)
+        client_cpu0 = time.process_time()
+        result = asyncio.run(_clients(base, links, args.clients))
+        result["server_cpu"] = sum(_cpu_seconds(c.pid) for c in children) - server_cpu0
+        result["client_cpu"] = time.process_time() - client_cpu0
+    finally:
+        for child in children:
+            child.terminate()  # our own children, by their handles
+            child.join(timeout=10)
+        sock.close()
+    wrong = _check(settings, expected)
+    _report(args, result, wrong)
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wait_up(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/respond/static/respond.css", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the app did not start")
+        time.sleep(0.1)
+
+
+def _report(args: argparse.Namespace, result: dict[str, Any], wrong: int) -> None:
+    pairs, gets, posts = result["pairs"], result["gets"], result["posts"]
+    rate = len(pairs) / result["seconds"]
+    p99 = _pct(pairs, 0.99)
+    met = rate >= TARGET_RATE and p99 <= TARGET_P99_MS and wrong == 0 and not result["errors"]
+    load = os.getloadavg()[0]
+    lines = [
+        "| responses | clients | server processes | seconds | responses/s | p50 ms | p99 ms "
+        "| GET p50/p99 ms | POST p50/p99 ms | errors | answers wrong | target |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| {len(pairs):,} | {args.clients} | {args.workers} | {result['seconds']:.1f} "
+        f"| {rate:,.0f} "
+        f"| {_pct(pairs, 0.5):.0f} | {p99:.0f} "
+        f"| {_pct(gets, 0.5):.0f} / {_pct(gets, 0.99):.0f} "
+        f"| {_pct(posts, 0.5):.0f} / {_pct(posts, 0.99):.0f} | {len(result['errors'])} "
+        f"| {wrong} | ≥ {TARGET_RATE:.0f}/s, p99 ≤ {TARGET_P99_MS:.0f} ms, all recorded once: "
+        f"{'met' if met else 'NOT met'} |",
+    ]
+    n = max(1, len(pairs))
+    table = "\n".join(lines) + (
+        f"\n\nCPU per response: server {result['server_cpu'] / n * 1000:.1f} ms, "
+        f"client {result['client_cpu'] / n * 1000:.1f} ms "
+        f"(server ceiling on one free core ≈ {n / max(result['server_cpu'], 1e-9):,.0f} "
+        f"responses/s per process). Load average when done: {load:.1f}."
+    )
+    print()
+    print(table)
+    for e in result["errors"][:5]:
+        print("  error:", e)
+    if args.write_readme:
+        _write_readme(table, cases=args.cases)
+    if wrong or result["errors"]:
+        errors = len(result["errors"])
+        raise SystemExit(f"{wrong} case(s) not recorded exactly once; {errors} errors")
+
+
+def _write_readme(table: str, *, cases: int) -> None:
+    readme = Path(__file__).resolve().parent / "README.md"
+    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
+    begin, end = "<!-- respond:begin -->", "<!-- respond:end -->"
+    body = (
+        f"{begin}\n`python -m bench.respond` — {cases:,} open cases, SQLite; "
+        f"{dt.date.today()}, {os.cpu_count()} cores:\n\n{table}\n{end}"
+    )
+    if begin in text:
+        text = text[: text.index(begin)] + body + text[text.index(end) + len(end) :]
+    else:
+        text += f"\n## Response page\n\n{body}\n"
+    readme.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
