@@ -6,8 +6,8 @@ question the runner hands it (an ask or reminder *n* of one case), it:
 1. returns at once if the step's key is already recorded as sent (a retried step, or a
    case that rode along in an earlier batched message);
 2. waits out quiet hours and weekends in the configured zone, and sends at most one
-   message per person per local day across all policies (``Transient`` with a
-   ``retry_after``: the runner tries again then);
+   message per person per local day across all policies (``Deferred`` with a
+   ``retry_after``: the runner tries again then, without counting a failure);
 3. gathers the person's other cases with an ask or reminder due now (any policy) into
    the same message, at most ``max_items_per_message`` products;
 4. composes the message from the lead policy's templates and sender, and delivers it
@@ -40,7 +40,7 @@ from reclaim.campaigns.model import AskItem, AskRequest, AskStage, Recipient, Se
 from reclaim.campaigns.quiet_hours import next_allowed_send_time
 from reclaim.campaigns.settings import CampaignSettings
 from reclaim.config import Settings
-from reclaim.connectors.errors import Rejected, Transient
+from reclaim.connectors.errors import Deferred, Rejected, Transient
 from reclaim.domain.case import CaseState
 from reclaim.domain.case_steps import StepKind, next_step
 from reclaim.domain.policy import Policy
@@ -148,7 +148,7 @@ class CampaignAsker:
             at, zone, quiet.start, quiet.end, quiet.skip_weekends, weekend=quiet.weekend
         )
         if allowed > at:
-            raise Transient(
+            raise Deferred(
                 f"quiet hours: next send at {allowed.isoformat()}",
                 code="campaign-quiet-hours",
                 retry_after=(allowed - at).total_seconds(),
@@ -164,7 +164,7 @@ class CampaignAsker:
             allowed = next_allowed_send_time(
                 tomorrow, zone, quiet.start, quiet.end, quiet.skip_weekends, weekend=quiet.weekend
             )
-            raise Transient(
+            raise Deferred(
                 f"already written to today: next send at {allowed.isoformat()}",
                 code="campaign-daily-limit",
                 retry_after=max(60.0, (allowed - at).total_seconds()),

@@ -30,6 +30,19 @@ class Transient(ConnectorError):
         self.retry_after = retry_after
 
 
+class Deferred(Transient):
+    """Not now, by our own rule rather than a failure (quiet hours, one message per
+    person per day): wait ``retry_after`` seconds; it does not count as a failed try
+    and is not shown as an error."""
+
+
+class Unavailable(Transient):
+    """Transient, and not about this one request: the service itself is down (Graph's
+    sign-in endpoint failing or unreachable), so every other call would fail the same
+    way. Callers wait as for Transient and stop the pass instead of trying each case.
+    """
+
+
 class NotFound(ConnectorError):
     """The object asked for does not exist (unknown user, group, SID)."""
 

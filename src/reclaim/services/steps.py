@@ -6,7 +6,8 @@ timeout that releases is followed by the removal). The directory steps each exec
 takes are filed in the case's history (``services.step_history``). Then it records when the case is
 next due and gives its lease back. A failure is recorded on the case (``last_error``,
 a backoff before the next try) and never stops other cases; only ``StopRun`` (the
-directory or every channel refuses everything) ends the caller's pass, through
+directory or every channel refuses everything) and ``Unavailable`` (a service every
+case needs is down, such as Graph's sign-in) end the caller's pass, through
 :class:`~reclaim.services.runtime.StopSignal`.
 """
 
@@ -16,7 +17,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from reclaim.connectors.errors import StopRun, Transient, WriteRefused
+from reclaim.connectors.errors import Deferred, StopRun, Transient, Unavailable, WriteRefused
 from reclaim.domain import case as dc
 from reclaim.domain.case_steps import StepKind, next_step
 from reclaim.services.cycle import GATED, due_at
@@ -45,7 +46,7 @@ def process_case(rt: Runtime, case_id: int) -> list[StepReport]:
     sending for now. Any other failure is recorded on the case and reported.
     """
     reports: list[StepReport] = []
-    stop: StopRun | None = None
+    stop: StopRun | Unavailable | None = None
     due_override: int | None = None
     errors: dict[str, object] = {}
     for _ in range(MAX_STEPS):
@@ -76,6 +77,11 @@ def process_case(rt: Runtime, case_id: int) -> list[StepReport]:
             errors = {"last_error": exc.detail}
             stop = exc
             break
+        except Deferred as exc:  # quiet hours, daily limit: a rule, not a failure
+            wait = max(1, int(exc.retry_after or 0))
+            reports.append(_report(stored, step.kind, "deferred", exc.detail))
+            due_override = int(now.timestamp()) + wait
+            break
         except Transient as exc:  # an ask that could not be delivered yet
             failures = stored.failures + 1
             if failures >= MAX_FAILURES and step.kind is StepKind.ASK:
@@ -89,6 +95,8 @@ def process_case(rt: Runtime, case_id: int) -> list[StepReport]:
             reports.append(_report(stored, step.kind, "retry", f"{exc.detail} (again in {wait} s)"))
             due_override = int(now.timestamp()) + wait
             errors = {"failures": failures, "last_error": exc.detail}
+            if isinstance(exc, Unavailable):  # e.g. sign-in down: every case would fail alike
+                stop = exc
             break
         except Exception as exc:  # a bug or an unexpected peer reply: record, move on
             log.exception("case %s: step %s failed", case_id, step.kind.value)

@@ -66,10 +66,12 @@ def test_a_second_ask_the_same_day_waits_for_tomorrow(
         cw.clock.advance(hours=2)
         cw.world.cycle("Miro")
         stats = cw.drain()
-        assert stats.results() == {"retry": 1}
+        assert stats.results() == {"deferred": 1}
         [report] = stats.reports
         assert "already written to today" in report.detail
-        assert cw.world.case("idle0@x.test", "Miro").case.state is S.CANDIDATE
+        waiting = cw.world.case("idle0@x.test", "Miro")
+        assert waiting.case.state is S.CANDIDATE
+        assert waiting.failures == 0 and waiting.last_error is None  # a rule, not a failure
         assert len(cw.mails()) == 1
         cw.clock.advance(hours=22)  # next morning, 08:00 UTC = 09:00 in Paris
         assert cw.drain().results() == {"asked": 1}
@@ -82,9 +84,10 @@ def test_quiet_hours_hold_the_ask_until_morning(db_url: str, tmp_path: Path, smt
     with campaign_world(db_url, tmp_path, smtp_server(), unused=1, active=1, now=evening) as cw:
         cw.world.cycle()
         stats = cw.drain()
-        assert stats.results() == {"retry": 1} and "quiet hours" in stats.reports[0].detail
+        assert stats.results() == {"deferred": 1} and "quiet hours" in stats.reports[0].detail
         stored = cw.world.case("idle0@x.test")
         assert stored.case.state is S.CANDIDATE
+        assert stored.failures == 0 and stored.last_error is None
         morning = dt.datetime(2026, 11, 11, 7, 0, tzinfo=dt.UTC)  # 08:00 in Paris
         assert stored.next_due_at is not None and stored.next_due_at >= morning.timestamp()
         assert cw.mails() == []
