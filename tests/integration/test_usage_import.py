@@ -139,10 +139,14 @@ def test_chunked_import_equals_single_pass(db_url: str, tmp_path: Path) -> None:
     rows = ["user,app,timestamp,seconds"]
     for i in range(600):
         day = 1 + i % 28
+        # Several spellings of each user and app: one key each, whatever the block.
+        user = f"User{i % 17}@X.test" if i % 5 else f" user{i % 17}@x.TEST "
         rows.append(
-            f"User{i % 17}@X.test,{'VISIO.EXE' if i % 3 else 'visio.exe'},"
+            f"{user},{'VISIO.EXE' if i % 3 else 'visio.exe '},"
             f"2026-10-{day:02d}T{8 + i % 9:02d}:00:00Z,{i % 50}"
         )
+    # A bad row last: rejected in whichever block holds it, the rest still the same.
+    rows.append("user1@x.test,VISIO.EXE,not-a-time,5")
     path = tmp_path / "big.csv"
     path.write_text("\n".join(rows) + "\n")
     results = []
@@ -157,7 +161,7 @@ def test_chunked_import_equals_single_pass(db_url: str, tmp_path: Path) -> None:
                 for t in ("usage_daily", "usage_latest", "usage_observed", "imports"):
                     conn.exec_driver_sql(f"DELETE FROM {t}")
         report = run(eng, path, tmp_path, chunk_bytes=chunk)
-        assert report.rows_accepted == 600
+        assert (report.rows_accepted, report.rows_rejected) == (600, 1)
         with eng.connect() as conn:
             results.append(
                 (

@@ -23,17 +23,29 @@ def _insert(conn: Connection, table: Table) -> Any:
 def _fetch_or_create(
     conn: Connection, table: Table, column: Column[Any], rows: list[dict[str, Any]]
 ) -> list[tuple[str, int]]:
-    """Insert missing rows (keyed by ``column``) and return (key, id) for all of them."""
+    """Insert missing rows (keyed by ``column``) and return (key, id) for all of them.
+
+    Through the driver, with plain tuples: a first import creates tens of thousands
+    of users, and SQLAlchemy's per-row parameter handling measured ~1.4x the driver's.
+    """
+    if not rows:
+        return []
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    names = list(rows[0])
+    insert = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))}) "
+        f"ON CONFLICT ({column.name}) DO NOTHING"
+    )
     found: list[tuple[str, int]] = []
     for i in range(0, len(rows), _BATCH):
         batch = rows[i : i + _BATCH]
-        conn.execute(
-            _insert(conn, table).on_conflict_do_nothing(index_elements=[column.name]), batch
+        conn.exec_driver_sql(insert, [tuple(r[n] for n in names) for r in batch])
+        keys = tuple(r[column.name] for r in batch)
+        query = (
+            f"SELECT id, {column.name} FROM {table.name} "
+            f"WHERE {column.name} IN ({', '.join([mark] * len(keys))})"
         )
-        keys = [r[column.name] for r in batch]
-        found.extend(
-            (k, int(v)) for v, k in conn.execute(select(table.c.id, column).where(column.in_(keys)))
-        )
+        found.extend((k, int(v)) for v, k in conn.exec_driver_sql(query, keys))
     return found
 
 
