@@ -4,7 +4,11 @@ The runner turns each due case step into a :class:`Proposal` (:func:`proposal_fo
 and :func:`build_plan` applies the blast-radius rules per policy:
 
 1. removals are ordered by priority (retries of writes already sent, then explicit
-   releases, then timeout releases, then ask-permission-off; longest unused first);
+   releases, then timeout releases, then ask-permission-off), and within a priority
+   fairly (:func:`removal_order`): longest unused first (never used before any use),
+   then longest waiting (the case's opening), then the user key. Waiting time, not
+   the name, decides between equals, so someone deferred by a cap moves up run after
+   run and is never overtaken by a later case of the same standing;
 2. the cap is ``min(max_per_run, max_percent_of_group % of the group)``, at least 1
    when the percentage and group are non-zero (a small group can still move);
 3. wanted ≤ cap: all planned. Over the cap: the first *cap* are planned, the rest are
@@ -81,6 +85,7 @@ class Proposal:
     basis: Basis
     reason: str
     last_used: dt.date | None = None
+    waiting_since: dt.datetime | None = None  # the case's opening; None: not known
 
     @property
     def action(self) -> Action:
@@ -108,7 +113,7 @@ def proposal_for(
     else:  # removal_pending: the event that entered it says why
         entry = next(e for e in reversed(case.history) if e.from_state is not e.to_state)
         basis = _ENTRY_BASIS.get(entry.cause, Basis.RETRY)
-    return Proposal(case.user, case.cycle, basis, reason, last_used)
+    return Proposal(case.user, case.cycle, basis, reason, last_used, case.opened_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,19 +128,25 @@ class PlanItem:
     reason: str
     last_used: dt.date | None
     idempotency_key: str
+    waiting_since: dt.datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form."""
-        last = self.last_used
-        return {
+        """JSON-able form (``waiting_since`` only when known, so plans stored before it
+        existed keep their content hash)."""
+        last, since = self.last_used, self.waiting_since
+        out = {
             **{f.name: getattr(self, f.name) for f in fields(self)},
             "last_used": last.isoformat() if last else None,
+            "waiting_since": since.isoformat() if since else None,
         }
+        if since is None:
+            del out["waiting_since"]
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PlanItem:
         """Inverse of :meth:`to_dict`."""
-        last = d["last_used"]
+        last, since = d["last_used"], d.get("waiting_since")
         return cls(
             **{
                 **d,
@@ -143,6 +154,7 @@ class PlanItem:
                 "basis": Basis(d["basis"]),
                 "status": ItemStatus(d["status"]),
                 "last_used": dt.date.fromisoformat(last) if last else None,
+                "waiting_since": dt.datetime.fromisoformat(since) if since else None,
             }
         )
 
@@ -239,10 +251,21 @@ class PolicyInput:
     proposals: Sequence[Proposal]
 
 
-def _removal_order(p: Proposal) -> tuple[int, int, dt.date, str]:
-    # Never-used before oldest use before recent use: the surest cases go first.
-    last = p.last_used
-    return (_RANK[p.basis], last is not None, last or dt.date.min, p.user)
+_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)  # an unknown opening waits behind known ones
+
+
+def removal_order(p: Proposal) -> tuple[int, bool, dt.date, dt.datetime, str]:
+    """The sort key of a removal: priority of its basis, then longest unused (never
+    used first, then the oldest last use: the surest cases), then longest waiting (the
+    case opened first), then the user key, only so that the order is total and stable.
+
+    A deferred removal keeps its key from run to run while the cases behind it are
+    younger, so each run moves it up: every removal is reached after at most (removals
+    of its standing ahead of it) / cap runs, however names sort.
+    """
+    last, since = p.last_used, p.waiting_since
+    since = _NEVER if since is None else since if since.tzinfo else since.replace(tzinfo=dt.UTC)
+    return (_RANK[p.basis], last is not None, last or dt.date.min, since, p.user)
 
 
 def plan_policy(inp: PolicyInput, *, paused: bool, guard: MassGuard) -> PolicyPlan:
@@ -257,7 +280,7 @@ def plan_policy(inp: PolicyInput, *, paused: bool, guard: MassGuard) -> PolicyPl
     )
     removals = sorted(
         (pk for pk in seen.values() if pk[0].basis is not Basis.ASK),
-        key=lambda pk: _removal_order(pk[0]),
+        key=lambda pk: removal_order(pk[0]),
     )
     cap = effective_cap(policy.caps, group_size)
     wanted = len(removals)
@@ -304,7 +327,9 @@ def plan_policy(inp: PolicyInput, *, paused: bool, guard: MassGuard) -> PolicyPl
 
 
 def _item(p: Proposal, key: str, status: ItemStatus) -> PlanItem:
-    return PlanItem(p.user, p.cycle, p.action, p.basis, status, p.reason, p.last_used, key)
+    return PlanItem(
+        p.user, p.cycle, p.action, p.basis, status, p.reason, p.last_used, key, p.waiting_since
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from reclaim.services.import_pipeline import Reader, Totals, run_reader
 from reclaim.store.keys import resolve_keys, source_id
+from reclaim.store.summaries import refresh_summaries
 from reclaim.store.tables import imports, sources
 from reclaim.store.usage_writer import FreshDays, write_table
 from reclaim.usage_sources.files import guess_format
@@ -157,6 +158,7 @@ def import_usage_file(
                 done += item.bytes_read
                 if progress:
                     progress(done, size)
+            refresh_summaries(conn, fresh_days.touched, defer=True)  # the next decision refreshes
             report.sha256 = digest.hexdigest()
             prior = _prior_import(conn, report.sha256)
             if prior is not None:  # same bytes, different name and size check raced

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, update
 from reclaim.store.keys import KeyCache, source_id
 from reclaim.store.recorded_uses import RecordedUses
 from reclaim.store.source_state import add_counters, get_state, put_state
+from reclaim.store.summaries import refresh_summaries
 from reclaim.store.tables import sources
 from reclaim.store.usage_writer import write_table
 from reclaim.usage_sources.events import validate
@@ -122,6 +123,7 @@ class UsageWriter:
                 r = rollup(new, user="user_id", app="app_id")
                 # Daily rows are written now: later batches check spans against them.
                 write_table(conn, "usage_daily", r.daily)
+                refresh_summaries(conn, r.daily.get_column("day").unique(), defer=True)
                 self.recorded.recorded(r.latest)
                 self.latest.add(r.latest)
                 self.observed.add(r.observed)

@@ -23,12 +23,14 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, func, select, text
 
 from reclaim.domain.policy import Policy
 from reclaim.domain.usage import MemberFacts, UsageFacts, month_index
-from reclaim.store.tables import apps, memberships, usage_latest, usage_monthly, users
+from reclaim.store.tables import apps, memberships, usage_latest, users
 from reclaim.store.usage_queries import day_number
 from reclaim.store.usage_window import CHUNK, EPOCH, Pairs, fetch, month_bounds, pair_usage
 
@@ -159,25 +161,7 @@ def load_facts(
     if not policies:
         return []
     ids = [pid for _, pid in policies]
-    members = fetch(
-        conn,
-        text(
-            "SELECT policy_id, user_id, granted_at FROM memberships "
-            f"WHERE active = TRUE AND policy_id IN ({_in_list(ids)}) ORDER BY policy_id, user_id"
-        ),
-    )
-    member_ids = {uid for _, uid, _ in members}
-    total_users = conn.execute(select(func.count()).select_from(users)).scalar() or 0
-    # Reading every user's rows beats an IN filter unless the members are few.
-    narrow = 2 * len(member_ids) < total_users
-    in_members = (
-        f"(SELECT user_id FROM memberships WHERE active = TRUE AND policy_id IN ({_in_list(ids)}))"
-    )
-    per_user = _per_user_reader(
-        as_of,
-        member_filter=f"AND user_id IN {in_members}" if narrow else "",
-        upn_sql="SELECT id, upn FROM users" + (f" WHERE id IN {in_members}" if narrow else ""),
-    )
+    per_user = _per_user_reader(as_of, ids)
     with ThreadPoolExecutor(max_workers=1) as side:
         later = None if engine is None else side.submit(_on_own_connection, engine, per_user)
         app_map = app_ids_by_policy(conn, [p for p, _ in policies])
@@ -190,23 +174,22 @@ def load_facts(
             pairs_by_window[window] = (
                 pair_usage(conn, wanted, lo=hi - window + 1, hi=hi) if wanted else {}
             )
-        upns, observed = per_user(conn) if later is None else later.result()
+        members, upns, observed = per_user(conn) if later is None else later.result()
     groups: dict[int, frozenset[str]] = {}
     if any(p.exclude.groups for p, _ in policies):
         labels = {pid: group_labels(p) for p, pid in (*all_policies, *policies)}
-        groups = _group_map(conn, member_ids, labels)
+        groups = _group_map(conn, {uid for _, uid, _ in members}, labels)
 
     date = _Dates()
     seen = {uid: (date[first], date[last]) for uid, (first, last) in observed.items()}
 
-    by_policy: dict[int, list[tuple[int, int | None]]] = defaultdict(list)
-    for pid, uid, granted in members:
-        by_policy[pid].append((uid, granted))
+    # The rows come by policy: each policy's run of them, as they are (no new tuples).
+    by_policy = {pid: list(rows) for pid, rows in groupby(members, key=itemgetter(0))}
     out = []
     for policy, pid in policies:
         window = window_days_of(policy)
         app_ids = app_map[policy.name]
-        people = by_policy[pid]
+        people = by_policy.get(pid, [])
         member_facts, usage = _facts(
             people,
             [pairs_by_window[window][a] for a in app_ids],
@@ -216,7 +199,7 @@ def load_facts(
             seen=seen,
             date=date,
         )
-        user_ids = [uid for uid, _ in people]
+        user_ids = list(map(itemgetter(1), people))
         out.append(PolicyFacts(policy, pid, as_of, window, app_ids, user_ids, member_facts, usage))
     return out
 
@@ -230,14 +213,34 @@ class _Dates(dict[int, dt.date]):
         return found
 
 
-PerUser = tuple[dict[int, str], dict[int, tuple[int, int]]]
+PerUser = tuple[list[tuple[int, int, int | None]], dict[int, str], dict[int, tuple[int, int]]]
 
 
-def _per_user_reader(
-    as_of: dt.date, *, member_filter: str, upn_sql: str
-) -> Callable[[Connection], PerUser]:
+def _per_user_reader(as_of: dt.date, ids: Sequence[int]) -> Callable[[Connection], PerUser]:
+    """Reads the members (policy id, user id, grant time; by policy and user id), their
+    UPNs and when each was observed: the side connection's share of a run, so that the
+    members are read while the usage is (not before it, as they once were)."""
+    in_ids = _in_list(ids)
+
     def read(conn: Connection) -> PerUser:
-        return dict(fetch(conn, text(upn_sql))), _observed(conn, as_of, member_filter)
+        # The index probe and its ORDER BY measured cheaper in CPU than a full scan
+        # sorted here, even with every policy judged.
+        members = fetch(
+            conn,
+            text(
+                "SELECT policy_id, user_id, granted_at FROM memberships WHERE active = TRUE "
+                f"AND policy_id IN ({in_ids}) ORDER BY policy_id, user_id"
+            ),
+        )
+        total_users = conn.execute(select(func.count()).select_from(users)).scalar() or 0
+        # Reading every user's rows beats an IN filter unless the members are few.
+        narrow = 2 * len({uid for _, uid, _ in members}) < total_users
+        in_members = (
+            f"(SELECT user_id FROM memberships WHERE active = TRUE AND policy_id IN ({in_ids}))"
+        )
+        upn_sql = "SELECT id, upn FROM users" + (f" WHERE id IN {in_members}" if narrow else "")
+        member_filter = f"AND user_id IN {in_members}" if narrow else ""
+        return members, dict(fetch(conn, text(upn_sql))), _observed(conn, as_of, member_filter)
 
     return read
 
@@ -251,7 +254,7 @@ _new = tuple.__new__  # builds the named tuples without their Python-level __new
 
 
 def _facts(
-    members: list[tuple[int, int | None]],
+    members: list[tuple[int, int, int | None]],
     per_app: list[dict[int, tuple[int, int]]],
     *,
     lo: int,
@@ -260,15 +263,16 @@ def _facts(
     seen: dict[int, tuple[dt.date, dt.date]],
     date: _Dates,
 ) -> tuple[list[MemberFacts], list[UsageFacts]]:
-    """One policy's facts, in the order of ``members``. The hot loop of a decision run
-    (once per member and policy): dict reads and two tuples per member, nothing else."""
+    """One policy's facts, in the order of ``members`` (policy id, user id, grant time).
+    The hot loop of a decision run (once per member and policy): dict reads and two
+    tuples per member, nothing else."""
     none: frozenset[str] = frozenset()
     no_usage = (None, 0)
     no_seen = (None, None)
     member_facts: list[MemberFacts] = []
     usage: list[UsageFacts] = []
     single = per_app[0] if len(per_app) == 1 else None
-    for uid, granted in members:
+    for _, uid, granted in members:
         if single is not None:
             last, secs = single.get(uid, no_usage)
         else:
@@ -317,26 +321,34 @@ def active_months(
     as_of: dt.date,
     months: int = 26,
 ) -> dict[int, int]:
-    """``UsageFacts.active_months`` for these users over these apps (bit 0 = as_of's month)."""
-    if not app_ids:
+    """``UsageFacts.active_months`` for these users over these apps (bit 0 = as_of's month).
+
+    Folded in SQL to one row per user: the distinct month bits (several apps can mark
+    the same month) summed, which is their OR; a month's days after as_of do not count.
+    """
+    if not app_ids or not user_ids:
         return {}
     top = month_index(as_of)
-    keep = (1 << as_of.day) - 1
-    bits: dict[int, int] = defaultdict(int)
-    for i in range(0, len(user_ids), CHUNK):
-        for uid, month, mask in fetch(
-            conn,
-            select(usage_monthly.c.user_id, usage_monthly.c.month, usage_monthly.c.days_mask).where(
-                usage_monthly.c.user_id.in_(list(user_ids[i : i + CHUNK])),
-                usage_monthly.c.app_id.in_(list(app_ids)),
-                usage_monthly.c.month.between(top - months + 1, top),
-            ),
-        ):
-            if month == top:
-                mask &= keep  # used only later this month: not yet, as of as_of
-            if mask:
-                bits[uid] |= 1 << (top - month)
-    return dict(bits)
+    out: dict[int, int] = {}
+    for i in range(0, len(user_ids), _USERS_PER_QUERY):
+        out.update(
+            fetch(
+                conn,
+                text(
+                    "SELECT user_id, SUM(bit) FROM (SELECT DISTINCT user_id, "
+                    "CAST(1 AS BIGINT) << (:top - month) AS bit FROM usage_monthly "
+                    f"WHERE user_id IN ({_in_list(user_ids[i : i + _USERS_PER_QUERY])}) "
+                    f"AND app_id IN ({_in_list(app_ids)}) AND month BETWEEN :lo AND :top "
+                    "AND (CASE WHEN month = :top THEN days_mask & :keep ELSE days_mask END) != 0"
+                    ") AS used GROUP BY user_id"
+                ),
+                {"top": top, "lo": top - months + 1, "keep": (1 << as_of.day) - 1},
+            )
+        )
+    return {int(u): int(b) for u, b in out.items()}
+
+
+_USERS_PER_QUERY = 10_000  # ids inlined as literals (no bound-parameter limit applies)
 
 
 def last_use(conn: Connection, *, app_ids: Sequence[int], user_id: int) -> dt.date | None:

@@ -5,272 +5,310 @@ the months of use over two years (the seasonal rule). Scanning daily roll-ups fo
 costs seconds at 50,000 users; this summary answers any window exactly with one index
 seek per (user, app) (``store.usage_window``).
 
-Keeping it current: every writer of ``usage_daily`` also feeds the same frame to this
-summary, in the same transaction — either :func:`update_usage_summaries` per chunk, or
-a :class:`MonthlyAccumulator` that merges chunks in memory and writes once (as the
-importer already does for ``usage_latest``). A watermark makes a forgotten call
-harmless: ``summary_state.events`` counts the usage events the summary reflects and
-must equal ``sum(sources.rows_accepted)``; when it does not, :func:`ensure_usage_summaries`
-rebuilds the summary from ``usage_daily`` before anything reads it.
+Keeping it current, one **day** at a time. ``usage_summary_days`` records, per day of
+``usage_daily``, how many usage events the summary reflects for that day. A writer of
+``usage_daily`` calls :func:`refresh_summaries` with the days it wrote, in its own
+transaction:
+
+- ``defer=True`` (what imports do: it costs one tiny upsert per day) only marks those
+  days stale; the next reader (:func:`ensure_usage_summaries`, which every decision run
+  calls first) refreshes them;
+- ``defer=False`` refreshes them at once.
+
+Refreshing a day is one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` in SQL over that
+day's roll-ups: ``usage_daily``'s key starts with the day, so it reads one contiguous
+range, one row per (user, app), and *sets* that day's column (never adds to it), so a
+refresh is idempotent and exact whatever was stored before. Days pruned from
+``usage_daily`` by retention are never refreshed: the months they fed keep their
+history (the seasonal rule reads two years of it).
+
+The summary is current when no day is marked stale and the events it reflects add up
+to ``sum(sources.rows_accepted)``. A writer that forgot to call this is caught by the
+second test: the days whose event totals differ from ``usage_daily``'s are found with
+one scan of ``usage_daily`` and refreshed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
-import polars as pl
-from sqlalchemy import Connection, Engine, delete, func, select, text, update
+from sqlalchemy import BigInteger, Column, Connection, Engine, Integer, Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
-from reclaim.store.tables import DAY_COLUMNS, sources, summary_state, usage_daily, usage_monthly
+from reclaim.store.tables import DAY_COLUMNS, metadata, sources, summary_state
 
 SUMMARY = "usage_monthly"
+STALE = -1  # usage_summary_days.events of a day marked for refresh
+UNATTRIBUTED = "usage_monthly:unattributed"  # summary_state: accepted events in no day
 _EPOCH = dt.date(1970, 1, 1)
-_KEYS = ("user_id", "app_id", "month")
-_COLUMNS = (*_KEYS, "seconds", "days_mask", *DAY_COLUMNS)
-_SQLITE_ROWS_PER_STATEMENT = 27  # 27 x 36 columns stays below the oldest 999-parameter limit
+_WHOLE_MONTH_DAYS = 4  # days of one month asked for at once that make a grouped pass pay
+
+# Per day of usage_daily: the events the monthly summary reflects for it (migration 0006).
+usage_summary_days = Table(
+    "usage_summary_days",
+    metadata,
+    Column("day", Integer, primary_key=True, autoincrement=False),
+    Column("events", BigInteger, nullable=False),  # STALE: refresh before reading
+)
 
 
-def _lock_state(conn: Connection, *, now: int) -> int:
-    """Create the watermark row if needed and lock it; returns the events it counts.
+def _insert(conn: Connection) -> Any:
+    """The dialect's INSERT (both have ``on_conflict_do_*``)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert
+
+
+def _lock_state(conn: Connection, *, now: int) -> None:
+    """Create the watermark row if needed and lock it.
 
     The insert comes first on purpose: on SQLite it takes the write lock before
     anything is read, so a concurrent writer cannot invalidate what is read next.
     """
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        dialect.insert(summary_state)
+        _insert(conn)(summary_state)
         .values(name=SUMMARY, events=0, updated=now)
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    query = select(summary_state.c.events).where(summary_state.c.name == SUMMARY)
     if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return int(conn.execute(query).scalar_one())
+        conn.execute(
+            select(summary_state.c.events).where(summary_state.c.name == SUMMARY).with_for_update()
+        )
 
 
-def monthly_frame(daily: pl.DataFrame) -> pl.DataFrame:
-    """Daily roll-ups (``day``, ``user_id``, ``app_id``, ``seconds``) → monthly rows.
+def _month_of(day: int) -> tuple[int, int]:
+    """(month as ``year * 12 + month - 1``, the day's index in it from 0)."""
+    date = _EPOCH + dt.timedelta(days=day)
+    return date.year * 12 + date.month - 1, date.day - 1
 
-    Vectorized with numpy: rows sorted by key get a group number, and each row's
-    seconds land in its group's day-of-month cell (measured ~10x faster than 31
-    conditional sums in a polars group-by).
+
+def _refresh_sql(index: int) -> str:
+    """Set one day's column of every (user, app, month) used that day from ``usage_daily``.
+
+    Within one day ``usage_daily`` holds one row per (user, app), in key order: no
+    grouping, and the upserts walk ``usage_monthly``'s key in order too.
     """
-    date = pl.col("day").cast(pl.Date)
-    base = daily.select(
-        pl.col("user_id").cast(pl.Int64),
-        pl.col("app_id").cast(pl.Int64),
-        (date.dt.year().cast(pl.Int64) * 12 + date.dt.month().cast(pl.Int64) - 1).alias("month"),
-        (date.dt.day().cast(pl.Int64) - 1).alias("dom0"),
-        pl.col("seconds").cast(pl.Int64),
-    ).sort(*_KEYS)
-    if base.height == 0:
-        return pl.DataFrame(schema=dict.fromkeys(_COLUMNS, pl.Int64))
-    starts = base.select(
-        pl.any_horizontal(pl.col(k) != pl.col(k).shift(1) for k in _KEYS).fill_null(True)
-    ).to_series()
-    group = np.cumsum(starts.to_numpy()) - 1
-    groups = int(group[-1]) + 1
-    dom0 = base.get_column("dom0").to_numpy()
-    seconds = np.zeros((groups, 31), dtype=np.int64)
-    np.add.at(seconds, (group, dom0), base.get_column("seconds").to_numpy())
-    used = np.zeros((groups, 31), dtype=np.int64)
-    used[group, dom0] = 1  # a use without a duration still marks its day
-    keys = base.filter(starts).select(_KEYS)
-    return keys.with_columns(
-        pl.Series("seconds", seconds.sum(axis=1)),
-        pl.Series("days_mask", used @ (np.int64(1) << np.arange(31, dtype=np.int64))),
-        *(pl.Series(name, seconds[:, d]) for d, name in enumerate(DAY_COLUMNS)),
-    ).select(_COLUMNS)
-
-
-def merge_monthly(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """Combine monthly frames: seconds add up, day bits OR together."""
+    col = DAY_COLUMNS[index]
+    days = ", ".join("seconds" if i == index else "0" for i in range(len(DAY_COLUMNS)))
     return (
-        pl.concat([p.select(_COLUMNS) for p in parts])
-        .group_by(*_KEYS)
-        .agg(
-            pl.col("seconds").sum(),
-            pl.col("days_mask").bitwise_or(),
-            *(pl.col(c).sum() for c in DAY_COLUMNS),
-        )
-        .select(_COLUMNS)
+        f"INSERT INTO usage_monthly (user_id, app_id, month, seconds, days_mask, "
+        f"{', '.join(DAY_COLUMNS)}) SELECT user_id, app_id, :month, seconds, :bit, {days} "
+        "FROM usage_daily WHERE day = :day "
+        "ON CONFLICT (user_id, app_id, month) DO UPDATE SET "
+        f"{col} = excluded.{col}, "
+        f"seconds = usage_monthly.seconds - usage_monthly.{col} + excluded.{col}, "
+        "days_mask = usage_monthly.days_mask | excluded.days_mask"
     )
 
 
-@dataclass
-class MonthlyAccumulator:
-    """Monthly rows of many chunks merged in memory, written once per transaction.
-
-    A file spanning a month touches each (user, app, month) in many chunks; merging
-    first writes each once. Usage: ``acc.add(daily)`` per chunk, ``acc.write(conn)``
-    before commit.
-    """
-
-    batch_rows: int = 500_000
-    events: int = 0
-    total: pl.DataFrame | None = None
-    pending: list[pl.DataFrame] = field(default_factory=list)
-
-    def add(self, daily: pl.DataFrame) -> None:
-        """Take one chunk of daily roll-ups (needs ``events`` too, for the watermark)."""
-        if daily.height == 0:
-            return
-        self.events += int(daily.get_column("events").sum())
-        self.pending.append(monthly_frame(daily))
-        if sum(p.height for p in self.pending) >= self.batch_rows:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self.pending:
-            prior = [] if self.total is None else [self.total]
-            self.total = merge_monthly(prior + self.pending)
-            self.pending = []
-
-    def write(self, conn: Connection, *, now: int) -> None:
-        """Merge everything added into the store and count its events in the watermark."""
-        self._flush()
-        if self.total is not None:
-            write_monthly(conn, self.total, events=self.events, now=now)
-        self.total, self.events = None, 0
-
-
-def update_usage_summaries(conn: Connection, daily: pl.DataFrame, *, now: int) -> None:
-    """Merge daily roll-ups just written to ``usage_daily`` into the monthly summary.
-
-    ``daily`` needs ``day``, ``user_id``, ``app_id``, ``seconds`` and ``events`` (extra
-    columns are ignored): exactly the frame given to ``write_table(conn,
-    "usage_daily", frame)``. Call it in the same transaction.
-    """
-    if daily.height:
-        events = int(daily.get_column("events").sum())
-        write_monthly(conn, monthly_frame(daily), events=events, now=now)
-
-
-def _merge_clause() -> str:
-    sets = [
-        "seconds = usage_monthly.seconds + excluded.seconds",
-        "days_mask = usage_monthly.days_mask | excluded.days_mask",
-        *(f"{c} = usage_monthly.{c} + excluded.{c}" for c in DAY_COLUMNS),
-    ]
-    return f"ON CONFLICT ({', '.join(_KEYS)}) DO UPDATE SET " + ", ".join(sets)
-
-
-def write_monthly(conn: Connection, frame: pl.DataFrame, *, events: int, now: int) -> None:
-    """Upsert monthly rows (as from :func:`monthly_frame`) and add ``events`` to the
-    watermark. The watermark row is locked first, which serializes this writer
-    against a concurrent rebuild."""
-    counted = _lock_state(conn, now=now)
-    conn.execute(
-        update(summary_state)
-        .where(summary_state.c.name == SUMMARY)
-        .values(events=counted + events, updated=now)
-    )
-    if frame.height == 0:
-        return
-    frame = frame.select(_COLUMNS).sort(*_KEYS)  # key order: B-tree appends, not scatter
-    raw: Any = conn.connection.driver_connection
-    cols = ", ".join(_COLUMNS)
-    if conn.dialect.name == "sqlite":
-        width = len(_COLUMNS)
-        row = "(" + ", ".join("?" * width) + ")"
-
-        def sql(n: int) -> str:
-            return f"INSERT INTO usage_monthly ({cols}) VALUES {', '.join([row] * n)} " + (
-                _merge_clause()
-            )
-
-        flat = frame.to_numpy().ravel().tolist()
-        step = _SQLITE_ROWS_PER_STATEMENT * width
-        whole = len(flat) - len(flat) % step
-        cur = raw.cursor()
-        if whole:
-            cur.executemany(
-                sql(_SQLITE_ROWS_PER_STATEMENT), (flat[i : i + step] for i in range(0, whole, step))
-            )
-        if whole < len(flat):
-            cur.execute(sql((len(flat) - whole) // width), flat[whole:])
-        return
-    with raw.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS stage_usage_monthly "
-            "(LIKE usage_monthly INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
-        cur.execute("TRUNCATE stage_usage_monthly")
-        with cur.copy(f"COPY stage_usage_monthly ({cols}) FROM STDIN WITH (FORMAT csv)") as cp:
-            cp.write(frame.write_csv(include_header=False).encode())
-        cur.execute(
-            f"INSERT INTO usage_monthly ({cols}) SELECT {cols} FROM stage_usage_monthly "
-            + _merge_clause()
-        )
-
-
-def summaries_current(conn: Connection) -> bool:
-    """True when the summary reflects every accepted usage event."""
-    accepted = conn.execute(select(func.coalesce(func.sum(sources.c.rows_accepted), 0))).scalar()
-    counted = conn.execute(
-        select(summary_state.c.events).where(summary_state.c.name == SUMMARY)
+def _refresh_day(conn: Connection, day: int) -> int:
+    """Refresh one day; returns the events of ``usage_daily`` it now reflects."""
+    month, index = _month_of(day)
+    conn.execute(text(_refresh_sql(index)), {"month": month, "bit": 1 << index, "day": day})
+    events = conn.execute(
+        text("SELECT COALESCE(SUM(events), 0) FROM usage_daily WHERE day = :day"), {"day": day}
     ).scalar()
-    return int(counted or 0) == int(accepted or 0)
+    return int(events or 0)
 
 
 def _month_days(month: int) -> tuple[int, int]:
+    """First and last day number of a month given as ``year * 12 + month - 1``."""
     first = dt.date(month // 12, month % 12 + 1, 1)
     nxt = dt.date((month + 1) // 12, (month + 1) % 12 + 1, 1)
     return (first - _EPOCH).days, (nxt - _EPOCH).days - 1
 
 
-def rebuild_usage_summaries(conn: Connection, *, now: int) -> int:
-    """Recompute the whole summary from ``usage_daily``; returns the rows written.
+def _refresh_month(conn: Connection, month: int) -> dict[int, int]:
+    """Recompute a whole month from ``usage_daily`` in one grouped pass; returns the
+    events per day it now reflects.
 
-    The watermark is read *before* the roll-ups: an import committing meanwhile can
-    only make the summary look stale (and be rebuilt again), never look current.
+    Only for a month none of whose days the summary reflects yet (a backfill, a new
+    month): measured ~5x cheaper per roll-up than day by day, whose upserts rewrite
+    each (user, app, month) row once per day of use.
     """
+    d0, d1 = _month_days(month)
+    bit_or = "bit_or" if conn.dialect.name == "postgresql" else "SUM"  # days are unique
+    # FILTER measured ~35 % cheaper than CASE for this 31-way pivot on SQLite.
+    days = ", ".join(f"COALESCE(SUM(seconds) FILTER (WHERE day = {d0 + i}), 0)" for i in range(31))
+    sets = ", ".join(f"{c} = excluded.{c}" for c in ("seconds", "days_mask", *DAY_COLUMNS))
+    conn.execute(
+        text(
+            f"INSERT INTO usage_monthly (user_id, app_id, month, seconds, days_mask, "
+            f"{', '.join(DAY_COLUMNS)}) SELECT user_id, app_id, :month, SUM(seconds), "
+            f"{bit_or}(CAST(1 AS BIGINT) << (day - :d0)), {days} FROM usage_daily "
+            "WHERE day BETWEEN :d0 AND :d1 GROUP BY user_id, app_id "
+            f"ON CONFLICT (user_id, app_id, month) DO UPDATE SET {sets}"
+        ),
+        {"month": month, "d0": d0, "d1": d1},
+    )
+    found = conn.execute(
+        text("SELECT day, SUM(events) FROM usage_daily WHERE day BETWEEN :d0 AND :d1 GROUP BY day"),
+        {"d0": d0, "d1": d1},
+    )
+    return {int(d): int(e) for d, e in found}
+
+
+def _refresh(conn: Connection, days: list[int]) -> dict[int, int]:
+    """Refresh ``days``: whole months where the summary reflects none of the month yet
+    and several of its days are asked for, day by day otherwise."""
+    by_month: dict[int, list[int]] = {}
+    for day in days:
+        by_month.setdefault(_month_of(day)[0], []).append(day)
+    reflected = {
+        _month_of(int(d))[0]
+        for (d,) in conn.execute(
+            select(usage_summary_days.c.day).where(
+                usage_summary_days.c.events >= 0,
+                usage_summary_days.c.day.between(days[0] - 31, days[-1] + 31),
+            )
+        )
+    }
+    events: dict[int, int] = {}
+    for month, wanted in by_month.items():
+        if len(wanted) >= _WHOLE_MONTH_DAYS and month not in reflected:
+            events.update(_refresh_month(conn, month))
+        else:
+            events.update((day, _refresh_day(conn, day)) for day in wanted)
+    return events
+
+
+def _record_days(conn: Connection, events: dict[int, int]) -> None:
+    """Upsert ``usage_summary_days`` rows (``STALE`` marks a day for refresh)."""
+    if not events:
+        return
+    stmt = _insert(conn)(usage_summary_days)
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["day"], set_={"events": stmt.excluded.events}),
+        [{"day": d, "events": e} for d, e in sorted(events.items())],
+    )
+
+
+def _set_watermark(conn: Connection, *, now: int) -> None:
+    """``summary_state`` keeps the events reflected (the savings page's cache key)."""
+    reflected = conn.execute(
+        select(func.coalesce(func.sum(usage_summary_days.c.events), 0)).where(
+            usage_summary_days.c.events >= 0
+        )
+    ).scalar()
+    conn.execute(
+        summary_state.update()
+        .where(summary_state.c.name == SUMMARY)
+        .values(events=int(reflected or 0), updated=now)
+    )
+
+
+def refresh_summaries(
+    conn: Connection, days: Iterable[int], *, now: int | None = None, defer: bool = False
+) -> int:
+    """Bring the summary up to date for ``days`` (day numbers) of ``usage_daily``.
+
+    Call it in the transaction that wrote those days, with every day written (a
+    file import: ``FreshDays.touched``). ``defer=True`` only marks them stale (one
+    small upsert: the cost an import pays); the next :func:`ensure_usage_summaries`
+    refreshes them. ``now`` (epoch seconds, default the clock) stamps the watermark.
+    Returns the number of days refreshed now.
+    """
+    wanted = sorted({int(d) for d in days})
+    if not wanted:
+        return 0
+    now = int(time.time()) if now is None else now
+    # Serializes with a refresh running elsewhere: a day marked stale meanwhile must
+    # not be overwritten with a count read before this transaction's rows.
     _lock_state(conn, now=now)
-    accepted = int(
+    if defer:
+        _record_days(conn, dict.fromkeys(wanted, STALE))
+        return 0
+    _record_days(conn, _refresh(conn, wanted))
+    _set_watermark(conn, now=now)
+    return len(wanted)
+
+
+def _accepted(conn: Connection) -> int:
+    return int(
         conn.execute(select(func.coalesce(func.sum(sources.c.rows_accepted), 0))).scalar() or 0
     )
-    conn.execute(delete(usage_monthly))
-    lo, hi = conn.execute(select(func.min(usage_daily.c.day), func.max(usage_daily.c.day))).one()
-    written = 0
-    if lo is not None:
-        first = _EPOCH + dt.timedelta(days=int(lo))
-        last = _EPOCH + dt.timedelta(days=int(hi))
-        bit_or = "bit_or" if conn.dialect.name == "postgresql" else "SUM"  # days are unique
-        days = ", ".join(
-            f"SUM(CASE WHEN day = :d0 + {d} THEN seconds ELSE 0 END)" for d in range(31)
+
+
+def _unattributed(conn: Connection) -> int:
+    found = conn.execute(
+        select(summary_state.c.events).where(summary_state.c.name == UNATTRIBUTED)
+    ).scalar()
+    return int(found or 0)
+
+
+def summaries_current(conn: Connection) -> bool:
+    """True when no day is marked stale and the summary reflects every accepted event
+    (less those a full comparison found in no day of ``usage_daily``, see
+    :func:`ensure_usage_summaries`)."""
+    stale, reflected = conn.execute(
+        select(
+            func.count().filter(usage_summary_days.c.events < 0),
+            func.coalesce(
+                func.sum(usage_summary_days.c.events).filter(usage_summary_days.c.events >= 0), 0
+            ),
         )
-        for month in range(first.year * 12 + first.month - 1, last.year * 12 + last.month):
-            d0, d1 = _month_days(month)
-            result = conn.execute(
-                text(
-                    f"INSERT INTO usage_monthly ({', '.join(_COLUMNS)}) "
-                    f"SELECT user_id, app_id, :month, SUM(seconds), "
-                    f"{bit_or}(CAST(1 AS BIGINT) << (day - :d0)), {days} FROM usage_daily "
-                    "WHERE day BETWEEN :d0 AND :d1 GROUP BY user_id, app_id"
-                ),
-                {"month": month, "d0": d0, "d1": d1},
-            )
-            written += max(result.rowcount, 0)
-    conn.execute(
-        update(summary_state)
-        .where(summary_state.c.name == SUMMARY)
-        .values(events=accepted, updated=now)
+    ).one()
+    return not stale and int(reflected or 0) + _unattributed(conn) == _accepted(conn)
+
+
+def stale_days(conn: Connection, *, scan: bool) -> list[int]:
+    """Days to refresh: those marked stale, and with ``scan`` every day whose events in
+    ``usage_daily`` differ from what the summary reflects (one scan of ``usage_daily``;
+    days no longer in it, pruned by retention, are left alone)."""
+    recorded = dict(
+        conn.execute(select(usage_summary_days.c.day, usage_summary_days.c.events)).all()
     )
-    return written
+    found = {int(d) for d, e in recorded.items() if e < 0}
+    if scan:
+        actual = conn.execute(text("SELECT day, SUM(events) FROM usage_daily GROUP BY day"))
+        found.update(int(d) for d, e in actual if recorded.get(d) != e)
+    return sorted(found)
 
 
-def ensure_usage_summaries(engine: Engine, *, now: int) -> bool:
-    """Rebuild the summary if it is behind the imports; returns True when it rebuilt."""
+def rebuild_usage_summaries(conn: Connection, *, now: int) -> int:
+    """Refresh every day still in ``usage_daily``; returns the days refreshed.
+
+    Months of days already pruned keep what they hold (history the seasonal rule reads).
+    """
+    days = [int(d) for (d,) in conn.execute(text("SELECT DISTINCT day FROM usage_daily"))]
+    return refresh_summaries(conn, days, now=now)
+
+
+def ensure_usage_summaries(engine: Engine, *, now: int) -> int:
+    """Refresh whatever the summary is behind on; returns the days refreshed (0: none).
+
+    Marked days are refreshed first; only when the event totals still disagree (a
+    writer that did not call :func:`refresh_summaries`) is ``usage_daily`` scanned.
+    After that scan every day of ``usage_daily`` is reflected exactly; a difference
+    left is events that are in no day any more (pruned before this store tracked its
+    days, or counted by a source but never written): it is recorded, so that the
+    next run does not scan again for it.
+    """
     with engine.connect() as conn:
         if summaries_current(conn):
-            return False
+            return 0
+    done = 0
     with engine.begin() as conn:
         _lock_state(conn, now=now)
-        if summaries_current(conn):  # another process rebuilt it while this one waited
-            return False
-        rebuild_usage_summaries(conn, now=now)
-    return True
+        for scan in (False, True):
+            if summaries_current(conn):  # also: another process refreshed meanwhile
+                break
+            done += refresh_summaries(conn, stale_days(conn, scan=scan), now=now)
+        else:
+            reflected = conn.execute(
+                select(func.coalesce(func.sum(usage_summary_days.c.events), 0)).where(
+                    usage_summary_days.c.events >= 0
+                )
+            ).scalar()
+            _set_state(conn, UNATTRIBUTED, _accepted(conn) - int(reflected or 0), now=now)
+        _set_watermark(conn, now=now)
+    return done
+
+
+def _set_state(conn: Connection, name: str, events: int, *, now: int) -> None:
+    stmt = _insert(conn)(summary_state).values(name=name, events=events, updated=now)
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=["name"], set_={"events": events, "updated": now})
+    )

@@ -7,19 +7,19 @@ import random
 from pathlib import Path
 
 import polars as pl
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from reclaim.domain.usage import month_bits
 from reclaim.store.facts import active_months, app_ids_by_policy, load_facts
 from reclaim.store.policies import policy_id
 from reclaim.store.summaries import (
-    MonthlyAccumulator,
     ensure_usage_summaries,
     rebuild_usage_summaries,
+    refresh_summaries,
+    stale_days,
     summaries_current,
-    update_usage_summaries,
 )
-from reclaim.store.tables import sources, usage_daily, usage_latest, usage_monthly
+from reclaim.store.tables import sources, summary_state, usage_daily, usage_latest, usage_monthly
 from reclaim.store.usage_queries import day_number
 from reclaim.store.usage_window import pair_usage, window_sum_sql
 
@@ -46,17 +46,23 @@ def _daily(rng: random.Random, n: int) -> pl.DataFrame:
     )
 
 
-def _write_daily(engine: Engine, frame: pl.DataFrame) -> None:
-    """The daily roll-ups and the per-(user, app) latest row, as an import writes them."""
-    latest = frame.group_by("user_id", "app_id").agg(
-        pl.col("day").min().alias("first_day"), pl.col("day").max().alias("last_day")
-    )
+def _write_daily(
+    engine: Engine, frame: pl.DataFrame, *, latest: pl.DataFrame | None = None
+) -> None:
+    """Daily roll-ups and the per-(user, app) latest rows of ``latest`` (default:
+    ``frame``), as an import writes them; ``latest`` is written when not empty."""
     with engine.begin() as conn:
         conn.execute(
             insert(usage_daily),
             [{**r, "first_seen": 0, "last_seen": 0} for r in frame.to_dicts()],
         )
-        conn.execute(insert(usage_latest), [{**r, "last_seen": 0} for r in latest.to_dicts()])
+        if latest is None or latest.height:
+            rows = (
+                (frame if latest is None else latest)
+                .group_by("user_id", "app_id")
+                .agg(pl.col("day").min().alias("first_day"), pl.col("day").max().alias("last_day"))
+            )
+            conn.execute(insert(usage_latest), [{**r, "last_seen": 0} for r in rows.to_dicts()])
 
 
 def _monthly_rows(engine: Engine) -> list[tuple]:
@@ -67,23 +73,57 @@ def _monthly_rows(engine: Engine) -> list[tuple]:
         ]
 
 
-def test_incremental_upkeep_equals_a_rebuild_and_window_sums_are_exact(engine: Engine) -> None:
+def _expected_monthly(daily: pl.DataFrame) -> list[tuple]:
+    """The summary computed plainly, row by row, from the daily roll-ups."""
+    rows: dict[tuple[int, int, int], list[int]] = {}
+    for day, user, app, secs in daily.select("day", "user_id", "app_id", "seconds").iter_rows():
+        date = EPOCH + dt.timedelta(days=day)
+        key = (user, app, date.year * 12 + date.month - 1)
+        row = rows.setdefault(key, [0, 0] + [0] * 31)
+        row[0] += secs
+        row[1] |= 1 << (date.day - 1)
+        row[2 + date.day - 1] += secs
+    return sorted((*k, *v) for k, v in rows.items())
+
+
+def _add_source(engine: Engine, events: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            insert(sources).values(
+                id=1, name="s", kind="file", rows_accepted=events, rows_rejected=0
+            )
+        )
+
+
+def test_refreshing_day_by_day_or_by_month_equals_a_plain_computation(engine: Engine) -> None:
     rng = random.Random(3)
     daily = _daily(rng, 900)
-    _write_daily(engine, daily)
+    days = sorted(set(daily.get_column("day").to_list()))
+    # In three uneven parts, as imports would: refreshed at once, marked for later, and
+    # a part refreshed twice (an idempotent refresh: a day's column is set, not added to).
+    parts = [days[:40], days[40:300], days[300:]]
+    _write_daily(engine, daily.filter(pl.col("day").is_in(parts[0])), latest=daily)
     with engine.begin() as conn:
-        # In three uneven parts, as imports would; one part through the accumulator.
-        parts = [daily[:200], daily[200:650], daily[650:]]
-        update_usage_summaries(conn, parts[0], now=1)
-        acc = MonthlyAccumulator(batch_rows=50)
-        for i in range(0, parts[1].height, 100):
-            acc.add(parts[1][i : i + 100])
-        acc.write(conn, now=1)
-        update_usage_summaries(conn, parts[2], now=1)
-    incremental = _monthly_rows(engine)
+        assert refresh_summaries(conn, parts[0], now=1) == len(parts[0])
+    _write_daily(engine, daily.filter(pl.col("day").is_in(parts[1])), latest=daily.clear())
     with engine.begin() as conn:
-        rebuild_usage_summaries(conn, now=2)
-    assert _monthly_rows(engine) == incremental
+        assert refresh_summaries(conn, parts[1], now=1, defer=True) == 0
+    _write_daily(engine, daily.filter(pl.col("day").is_in(parts[2])), latest=daily.clear())
+    with engine.begin() as conn:
+        refresh_summaries(conn, parts[2], now=1)
+        refresh_summaries(conn, parts[2][:5], now=1)
+    _add_source(engine, int(daily.get_column("events").sum()))
+    with engine.connect() as conn:
+        assert not summaries_current(conn)  # part 2 is only marked
+        # Part 2's days, less those a whole-month pass of part 3 recomputed on its way.
+        stale = stale_days(conn, scan=False)
+        assert len(stale) > 200 and set(stale) <= set(parts[1])
+    assert ensure_usage_summaries(engine, now=2) == len(stale)
+    assert _monthly_rows(engine) == _expected_monthly(daily)
+    with engine.connect() as conn:
+        assert summaries_current(conn)
+        state = conn.execute(select(summary_state.c.events)).scalar()
+    assert state == daily.get_column("events").sum()
     # Windows of every shape: inside a month, across two, across many, ending today.
     with engine.connect() as conn:
         for _ in range(40):
@@ -103,21 +143,43 @@ def test_incremental_upkeep_equals_a_rebuild_and_window_sums_are_exact(engine: E
                 assert got[0] == before.get_column("day").max(), (lo, hi, u, a)
 
 
-def test_a_stale_summary_is_rebuilt_before_it_is_read(engine: Engine) -> None:
+def test_days_a_writer_forgot_are_found_and_refreshed_before_a_read(engine: Engine) -> None:
     daily = _daily(random.Random(4), 300)
-    _write_daily(engine, daily)
+    _write_daily(engine, daily)  # and no refresh_summaries call at all
+    _add_source(engine, int(daily.get_column("events").sum()))
+    with engine.connect() as conn:
+        assert not summaries_current(conn)
+        assert stale_days(conn, scan=False) == []  # nothing was marked...
+        assert stale_days(conn, scan=True) == sorted(set(daily.get_column("day")))  # ...found
+    assert ensure_usage_summaries(engine, now=5) == daily.get_column("day").n_unique()
+    assert ensure_usage_summaries(engine, now=6) == 0
+    assert _monthly_rows(engine) == _expected_monthly(daily)
+    # Events counted by a source but in no day (pruned before days were tracked): one
+    # scan proves every day exact, the rest is recorded, and no later run scans again.
     with engine.begin() as conn:
-        conn.execute(
-            insert(sources).values(id=1, name="s", kind="file", rows_accepted=0, rows_rejected=0)
-        )
-        conn.execute(update(sources).values(rows_accepted=int(daily.get_column("events").sum())))
-        assert not summaries_current(conn)  # an import that skipped the summary
-    assert ensure_usage_summaries(engine, now=5) is True
-    assert ensure_usage_summaries(engine, now=6) is False
+        conn.execute(update(sources).values(rows_accepted=sources.c.rows_accepted + 5))
+        assert not summaries_current(conn)
+    assert ensure_usage_summaries(engine, now=7) == 0
     with engine.connect() as conn:
         assert summaries_current(conn)
-        total = conn.execute(select(func.sum(usage_monthly.c.seconds))).scalar()
-    assert total == daily.get_column("seconds").sum()
+    assert _monthly_rows(engine) == _expected_monthly(daily)
+
+
+def test_a_refresh_after_retention_keeps_the_history_of_pruned_days(engine: Engine) -> None:
+    daily = _daily(random.Random(5), 300)
+    _write_daily(engine, daily)
+    _add_source(engine, int(daily.get_column("events").sum()))
+    assert ensure_usage_summaries(engine, now=1) > 0
+    cutoff = day_number(dt.date(2026, 1, 1))
+    with engine.begin() as conn:  # as store.retention prunes: daily rows only
+        conn.execute(delete(usage_daily).where(usage_daily.c.day < cutoff))
+        assert summaries_current(conn)
+        assert stale_days(conn, scan=True) == []  # pruned days are not "changed" days
+        assert (
+            rebuild_usage_summaries(conn, now=2)
+            == daily.filter(pl.col("day") >= cutoff).get_column("day").n_unique()
+        )
+    assert _monthly_rows(engine) == _expected_monthly(daily)  # the pruned months included
 
 
 def test_facts_match_a_plain_computation_including_a_look_back(
@@ -174,4 +236,32 @@ def test_facts_match_a_plain_computation_including_a_look_back(
             else:
                 assert usage.minutes_in_window == sum(s or 0 for s in in_window) / 60
             assert months.get(uid, 0) == month_bits([d for d, _ in used], as_of=as_of)
+    ctx.engine.dispose()
+
+
+def test_an_import_marks_its_days_and_the_next_decision_refreshes_just_those(
+    tmp_path: Path, db_url: str
+) -> None:
+    ctx = open_store(make_settings(db_url, tmp_path / "data", policy_yaml("Visio")))
+    first = [
+        (f"u{i}@x.test", "VISIO.EXE", NOW.date() - dt.timedelta(days=d), 600)
+        for i in range(3)
+        for d in (40, 41, 70)
+    ]
+    import_usage(ctx.engine, tmp_path, first, name="first.csv")
+    days = sorted({day_number(day) for _, _, day, _ in first})
+    with ctx.engine.connect() as conn:
+        assert not summaries_current(conn)
+        assert stale_days(conn, scan=False) == days  # marked by the import, nothing else
+    assert ensure_usage_summaries(ctx.engine, now=1) == len(days)
+    # A second file adds to a day already summarized: only that day is refreshed again.
+    again = [("u0@x.test", "VISIO.EXE", NOW.date() - dt.timedelta(days=40), 300)]
+    import_usage(ctx.engine, tmp_path, again, name="second.csv")
+    with ctx.engine.connect() as conn:
+        assert stale_days(conn, scan=False) == [days[-1]]
+    assert ensure_usage_summaries(ctx.engine, now=2) == 1
+    with ctx.engine.connect() as conn:
+        assert summaries_current(conn)
+        total = conn.execute(select(func.sum(usage_monthly.c.seconds))).scalar()
+    assert total == 9 * 600 + 300
     ctx.engine.dispose()

@@ -23,6 +23,7 @@ from reclaim.domain.plan import (
     build_plan,
     effective_cap,
     proposal_for,
+    removal_order,
 )
 from reclaim.domain.policy import Caps, Policy
 
@@ -205,3 +206,89 @@ def test_proposals_follow_the_case() -> None:
     timed_out = c.apply_timeout(asked, policy=releasing, at=day(11))
     assert basis(timed_out, releasing) is Basis.NO_RESPONSE
     assert basis(c.removal_sent(timed_out, at=day(11)), releasing) is Basis.RETRY
+
+
+def _capped_runs(arrivals: list[list[Proposal]], *, cap: int, runs: int) -> list[list[str]]:
+    """Plan ``runs`` runs in a row; before run r the cases of ``arrivals[r]`` open, and
+    the removals each run plans are carried out (those people leave the queue)."""
+    policy = make_policy(caps={"max_per_run": cap, "max_percent_of_group": 100})
+    queue: list[Proposal] = []
+    removed: list[list[str]] = []
+    for run in range(runs):
+        queue += arrivals[run] if run < len(arrivals) else []
+        # The guard set loose: a backlog of several caps is what this is about.
+        run_plan = build_plan(
+            inputs=[PolicyInput(policy, 1000, queue)],
+            as_of=AS_OF,
+            created_at=day(run),
+            paused=False,
+            guard=MassGuard(halt_factor=100),
+        )
+        items = run_plan.policies[0].items
+        done = [i.user for i in items if i.status is P]
+        assert len(done) == min(cap, len(queue))
+        removed.append(done)
+        queue = [p for p in queue if p.user not in done]
+    assert not queue
+    return removed
+
+
+def test_capped_runs_remove_equals_in_the_order_they_waited_whatever_their_names() -> None:
+    # Three never-used people a run, a cap of two: the queue grows while cases arrive.
+    # Each run's newcomers have names sorting before everyone waiting (z…, then y…, …):
+    # ordered by name, the first arrivals would wait until arrivals stopped.
+    arrivals = [
+        [
+            Proposal(f"{'zyxwvu'[r]}{i}@x", 1, Basis.ASK_PERMISSION_OFF, "never used", None, day(r))
+            for i in range(3)
+        ]
+        for r in range(6)
+    ]
+    removed = _capped_runs(arrivals, cap=2, runs=9)
+    assert removed[0] == ["z0@x", "z1@x"]
+    assert removed[1] == ["z2@x", "y0@x"]  # the one deferred goes first, before newcomers
+    order = [u for run in removed for u in run]
+    assert order == [p.user for batch in arrivals for p in batch]  # first come, first served
+    for r, batch in enumerate(arrivals):  # nobody waits longer than the queue ahead / cap
+        ahead = sum(len(b) for b in arrivals[:r])
+        for k, p in enumerate(batch):
+            run = next(n for n, done in enumerate(removed) if p.user in done)
+            assert run - r <= (ahead + k) // 2
+
+
+def test_longest_unused_goes_first_then_longest_waiting_then_the_user_key() -> None:
+    def prop(user: str, last: dt.date | None, opened: dt.datetime | None) -> Proposal:
+        return Proposal(user, 1, Basis.ASK_PERMISSION_OFF, "unused", last, opened)
+
+    old, recent = dt.date(2024, 10, 1), dt.date(2025, 1, 20)
+    props = [
+        prop("a@x", recent, day(0)),  # waited longest, but used recently
+        prop("b@x", old, day(9)),  # unused longer: before everyone who used it later
+        prop("c@x", None, day(5)),  # never used: first of all
+        prop("d@x", None, day(2)),  # never used and waiting longer than c
+        prop("e@x", recent, None),  # opening unknown: behind equals with a known one
+        prop("f@x", recent, day(0)),  # same standing as a: the key decides, a first
+    ]
+    p = plan(PolicyInput(VISIO, 200, list(reversed(props))))
+    assert [i.user for i in p.policies[0].items] == ["d@x", "c@x", "b@x", "a@x", "f@x", "e@x"]
+    assert [removal_order(x) for x in props] == [removal_order(x) for x in props]  # total key
+    # Priority of the basis still comes before any of it: a release is honoured first.
+    released = Proposal("z@x", 1, Basis.RELEASED, "said release", recent, day(20))
+    p = plan(PolicyInput(VISIO, 200, [*props, released]))
+    assert p.policies[0].items[0].user == "z@x"
+
+
+def test_a_plan_shows_how_long_each_removal_has_waited_and_old_plans_still_load() -> None:
+    case = c.open_case(policy="Visio", user="ann@x", cycle=1, at=day(3))
+    silent = make_policy(ask_permission=False)
+    prop = proposal_for(case, next_step(case, silent, day(4)), reason="r", last_used=None)
+    assert prop is not None and prop.waiting_since == day(3) == case.opened_at
+    p = plan(PolicyInput(silent, 200, [prop]))
+    wire = json.loads(json.dumps(p.to_dict()))
+    assert wire["policies"][0]["items"][0]["waiting_since"] == day(3).isoformat()
+    assert Plan.from_dict(wire) == p
+    # A plan stored before items had the field: it loads, and its hash still holds.
+    unknown = plan(PolicyInput(silent, 200, [Proposal("bo@x", 1, Basis.RELEASED, "r", None)]))
+    stored = json.loads(json.dumps(unknown.to_dict()))
+    assert "waiting_since" not in stored["policies"][0]["items"][0]
+    assert Plan.from_dict(stored).content_hash() == stored["content_hash"]
