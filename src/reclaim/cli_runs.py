@@ -14,6 +14,7 @@ from reclaim.bootstrap import Context
 from reclaim.cli import ConfigOpt, JsonOpt, context, err, now_utc, out, print_json
 from reclaim.cli_decisions import selected_policies, working
 from reclaim.cli_render import cycle_lines, plan_lines, step_lines
+from reclaim.config import load_settings
 from reclaim.domain.policy import Policy
 
 
@@ -165,7 +166,9 @@ def worker(
     """Run scheduled cycles and due case steps until stopped.
 
     Each policy's cron schedule starts its cycles; SIGTERM or Ctrl-C finish the case in
-    hand, then exit. Several workers may run against one database.
+    hand, then exit; SIGHUP re-reads the configuration between two cases (policies,
+    safety, usage, campaigns; database/entra/ldap changes need a restart). Several
+    workers may run against one database.
     """
     ctx = context(config)
     w = _worker(ctx, batch=batch, poll_seconds=poll)
@@ -173,8 +176,12 @@ def worker(
     def stop(_signum: int, _frame: object) -> None:
         w.stop()
 
+    def reload(_signum: int, _frame: object) -> None:
+        w.request_reload(lambda: load_settings(config, check_secrets=False))
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)  # systemctl reload: policies, safety, campaigns
     err.print(f"worker {w.owner} started" + (" (one pass)" if once else ""), highlight=False)
     try:
         stats = w.run(once=once, max_seconds=max_seconds)

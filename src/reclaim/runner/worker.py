@@ -3,7 +3,8 @@
 Any number of workers may run against one database: cases are claimed with leases
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), cycles with per-tick leases. A worker
 stops gracefully when asked (SIGTERM/SIGINT in the CLI): it finishes the case in hand,
-gives back the leases it still holds, and exits.
+gives back the leases it still holds, and exits. SIGHUP re-reads the configuration
+between two cases (:mod:`reclaim.runner.reload`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from sqlalchemy import Engine
 
 from reclaim.campaigns.asker import build_asker
 from reclaim.config import Settings
+from reclaim.runner.reload import reload_refusal
 from reclaim.runner.scheduler import run_due_cycles
 from reclaim.services.cycle import CycleOutcome
 from reclaim.services.runtime import Runtime, StepReport, StopSignal
 from reclaim.services.steps import process_case
 from reclaim.store.case_claims import claim_due, release
+from reclaim.store.policies import sync_policies
 from reclaim.workflows.asker import Asker
 from reclaim.workflows.directory import DirectoryFactory
 from reclaim.workflows.gate import WriteGate
@@ -77,6 +80,9 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.stopping = threading.Event()
+        self.dry_run = dry_run
+        self._own_asker = asker is None  # a given asker (tests) is kept across reloads
+        self._reload: Callable[[], Settings] | None = None
         self.runtime = Runtime(
             engine=engine,
             settings=settings,
@@ -91,6 +97,35 @@ class Worker:
         """Ask the worker to finish the case in hand and exit."""
         self.stopping.set()
 
+    def request_reload(self, load: Callable[[], Settings]) -> None:
+        """Re-read the configuration with ``load`` before the next case (SIGHUP);
+        see :mod:`reclaim.runner.reload` for what may change without a restart."""
+        self._reload = load
+
+    def _apply_reload(self) -> None:
+        load, self._reload = self._reload, None
+        if load is None:
+            return
+        try:
+            new = load()
+        except Exception as exc:  # a bad file: keep running on the settings we have
+            log.error("configuration not reloaded: %s", exc)
+            return
+        why = reload_refusal(self.settings, new)
+        if why:
+            log.error("configuration not reloaded: %s", why)
+            return
+        now = self.runtime.now()
+        with self.engine.begin() as conn:
+            sync_policies(conn, new.policies, now=int(now.timestamp()))
+        self.runtime.reconfigure(
+            new,
+            gate=WriteGate(safety=new.safety, dry_run=self.dry_run),
+            asker=build_asker(self.engine, new) if self._own_asker else self.runtime.asker,
+        )
+        self.settings = new
+        log.info("configuration reloaded: %d policies", len(new.policies))
+
     def drain(
         self, *, policy_ids: Sequence[int] | None = None, stats: WorkerStats | None = None
     ) -> WorkerStats:
@@ -100,6 +135,7 @@ class Worker:
         if callable(fresh):  # users and groups are re-read once per pass, not per case
             fresh()
         while not self.stopping.is_set():
+            self._apply_reload()  # between cases, never in the middle of one
             now = int(self.runtime.now().timestamp())
             with self.engine.begin() as conn:
                 ids = claim_due(
@@ -144,6 +180,7 @@ class Worker:
         stats = WorkerStats()
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         while not self.stopping.is_set():
+            self._apply_reload()
             stats.cycles += run_due_cycles(
                 self.engine, settings=self.settings, now=self.runtime.now(), owner=self.owner
             )

@@ -77,6 +77,12 @@ class Runtime:
     _policies: dict[str, Policy] = field(default_factory=dict)
     _apps: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
+    def reconfigure(self, settings: Settings, *, gate: WriteGate, asker: Asker) -> None:
+        """Use reloaded settings from the next step on (policies and apps re-read)."""
+        self.settings, self.gate, self.asker = settings, gate, asker
+        self._policies.clear()
+        self._apps.clear()
+
     def begin(self) -> AbstractContextManager[Connection]:
         """A transaction (a savepoint on one connection in a dry run)."""
         return self.tx() if self.tx is not None else self.engine.begin()
