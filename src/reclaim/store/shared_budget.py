@@ -20,6 +20,7 @@ Retry-After already assumes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -45,6 +46,15 @@ def _refill(state: dict[str, float], lim: BudgetLimits, now: float) -> None:
     state["t"] = max(now, float(state.get("t", now)))
 
 
+def budget_key(name: str) -> str:
+    """The ``controls`` key of a budget: the name itself when it fits in the 40-character
+    key, else a digest of it (``graph:<tenant id>:<client id>`` does not fit, and cutting
+    it short would give two apps of one tenant the same bucket)."""
+    if len(PREFIX + name) <= 40:
+        return PREFIX + name
+    return PREFIX + hashlib.sha256(name.encode()).hexdigest()[: 40 - len(PREFIX)]
+
+
 class SharedBudget:
     """A :class:`~reclaim.connectors.graph.budget.RateBudget` kept in the store."""
 
@@ -58,7 +68,7 @@ class SharedBudget:
         owner: str = "reclaim",
     ) -> None:
         self.engine = engine
-        self.key = (PREFIX + name)[:40]
+        self.key = budget_key(name)
         self.limits = limits
         self.clock = clock
         self.owner = owner

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from reclaim.config import SafetySettings, Settings
+    from reclaim.connectors.graph.budget import RateBudget
 
 
 class RemoveOutcome(StrEnum):
@@ -206,14 +207,42 @@ def _ports(factory: DirectoryFactory) -> list[object]:
     return [directory] if directory is not None else []
 
 
+def graph_budget(engine: Engine, settings: Settings) -> RateBudget:
+    """How the Graph clients of this process pace themselves (``entra:`` required).
+
+    On PostgreSQL — where several workers, on several machines, share one app
+    registration — a :class:`~reclaim.store.shared_budget.SharedBudget` in the store,
+    named for the tenant and app, so that all of them *together* stay under Graph's
+    limits. On SQLite (one machine, normally one process) the in-process buckets: a
+    booking per Graph request would queue behind SQLite's single write lock.
+    """
+    from reclaim.connectors.graph.budget import BudgetLimits, TokenBucketBudget
+    from reclaim.store.shared_budget import SharedBudget
+
+    entra = settings.entra
+    if entra is None:
+        raise ValueError("the Graph budget needs an entra: section in the config")
+    limits = BudgetLimits.for_tenant(entra.tenant_size, scale=entra.rate_limit_scale)
+    if engine.dialect.name == "postgresql":
+        return SharedBudget(engine, f"graph:{entra.tenant_id}:{entra.client_id}", limits)
+    return TokenBucketBudget(limits)
+
+
 def _build_entra(d: Directories) -> DirectoryFactory:
+    from reclaim.connectors.graph import GraphClient, settings_from_config
     from reclaim.workflows.entra_id import entra_directory_factory
 
-    return entra_directory_factory(
-        d.settings,
+    entra = d.settings.entra
+    if entra is None:
+        raise ValueError("the entra_id workflow needs an entra: section in the config")
+    client = GraphClient(
+        settings_from_config(entra, tenant_size=entra.tenant_size),
         writes_allowed=d.writes_allowed,
         dry_run=d.settings.safety.dry_run,
-        on_step=d.on_step,
+        budget=graph_budget(d.engine, d.settings),
+    )
+    return entra_directory_factory(
+        d.settings, writes_allowed=d.writes_allowed, on_step=d.on_step, client=client
     )
 
 
@@ -222,7 +251,10 @@ def _build_onprem(d: Directories) -> DirectoryFactory:
 
     if d.settings.ldap is None:  # checked here so the failure names the workflow
         raise ValueError("it needs an ldap: section in the config")
-    port = build_directory(d.settings, writes_allowed=d.writes_allowed, on_step=d.on_step)
+    budget = None if d.settings.entra is None else graph_budget(d.engine, d.settings)
+    port = build_directory(
+        d.settings, writes_allowed=d.writes_allowed, on_step=d.on_step, budget=budget
+    )
     return _Shared(port)
 
 

@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager
 from reclaim.config import Settings
 from reclaim.connectors.errors import AlreadyDone, NotFound, Rejected, Transient
 from reclaim.connectors.graph import GraphClient
+from reclaim.connectors.graph.budget import RateBudget
 from reclaim.connectors.ldap import DirectoryGroup, DirectoryUser, LdapConnector
 from reclaim.domain.policy import GroupRef, Policy, Workflow
 from reclaim.workflows.directory import DirectoryFactory, DirectoryPort, RemoveOutcome
@@ -258,16 +259,18 @@ def build_directory(
     *,
     writes_allowed: Callable[[], bool] | None = None,
     on_step: StepSink | None = None,
+    budget: RateBudget | None = None,
 ) -> OnPremAdDirectory:
     """An :class:`OnPremAdDirectory` on connectors built from the config file.
 
     ``safety.dry_run`` and ``safety.paused`` are passed into both connectors, which
     refuse writes before anything is sent; ``writes_allowed`` adds the runtime kill
-    switch (``reclaim pause``), read before every write.
+    switch (``reclaim pause``), read before every write. ``budget`` paces the Graph
+    client (default: its own in-process buckets).
     """
     from reclaim.workflows.onprem_ad_config import build_connectors
 
-    ldap, graph = build_connectors(settings, writes_allowed=writes_allowed)
+    ldap, graph = build_connectors(settings, writes_allowed=writes_allowed, budget=budget)
     return OnPremAdDirectory(ldap=ldap, graph=graph, on_step=on_step)
 
 

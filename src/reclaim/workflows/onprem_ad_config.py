@@ -12,6 +12,7 @@ from collections.abc import Callable
 from reclaim.config import LdapSettings as LdapConfig
 from reclaim.config import Settings
 from reclaim.connectors.graph import GraphClient
+from reclaim.connectors.graph.budget import RateBudget
 from reclaim.connectors.graph.settings import settings_from_config
 from reclaim.connectors.ldap import LdapConnector, LdapSettings
 
@@ -33,7 +34,10 @@ def ldap_settings_from_config(ldap: LdapConfig, *, dry_run: bool) -> LdapSetting
 
 
 def build_connectors(
-    settings: Settings, *, writes_allowed: Callable[[], bool] | None = None
+    settings: Settings,
+    *,
+    writes_allowed: Callable[[], bool] | None = None,
+    budget: RateBudget | None = None,
 ) -> tuple[LdapConnector, GraphClient | None]:
     """The LDAP connector and (when ``entra:`` is configured) the Graph client.
 
@@ -53,6 +57,9 @@ def build_connectors(
     graph = None
     if settings.entra is not None:
         graph = GraphClient(
-            settings_from_config(settings.entra), writes_allowed=allowed, dry_run=safety.dry_run
+            settings_from_config(settings.entra),
+            writes_allowed=allowed,
+            dry_run=safety.dry_run,
+            budget=budget,  # shared by every worker on PostgreSQL (workflows/directory.py)
         )
     return ldap, graph

@@ -10,14 +10,14 @@ from sqlalchemy import Engine
 
 from reclaim.connectors.graph.budget import BudgetLimits, RequestCost
 from reclaim.store.engine import make_engine
-from reclaim.store.shared_budget import SharedBudget
+from reclaim.store.shared_budget import SharedBudget, budget_key
 
 # 10 writes per second, and a bucket that holds 10: small, so the test runs fast.
 LIMITS = BudgetLimits(resource_units=1000, writes=10, write_window=1.0)
 WRITE = RequestCost(resource_units=1, writes=1)
 
 
-def _book(url: str, count: int, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _book(url: str, count: int, out: mp.Queue) -> None:
     budget = SharedBudget(make_engine(url), "graph:test", LIMITS, owner=mp.current_process().name)
     slots = []
     for _ in range(count):
@@ -67,3 +67,12 @@ def test_a_process_starting_later_does_not_refill_the_bucket(engine: Engine) -> 
     assert waits[-1] == 0.0  # the 10th fits in the full bucket
     late = SharedBudget(engine, "graph:late", LIMITS, clock=lambda: clock[0])
     assert late.reserve(WRITE) == pytest.approx(0.1)  # empty bucket: the next slot
+
+
+def test_two_apps_of_one_tenant_get_their_own_budget_row() -> None:
+    tenant = "1e2f3a4b-5c6d-4e7f-8a90-b1c2d3e4f5a6"
+    first = budget_key(f"graph:{tenant}:7b8c9d0e-1f2a-4b3c-8d4e-5f6a7b8c9d0e")
+    second = budget_key(f"graph:{tenant}:6a7b8c9d-0e1f-4a2b-8c3d-4e5f6a7b8c9d")
+    assert first != second
+    assert len(first) <= 40 and len(second) <= 40  # controls.key is 40 characters
+    assert budget_key("graph:test") == "budget:graph:test"
