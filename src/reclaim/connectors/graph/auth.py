@@ -3,8 +3,9 @@
 MSAL does the OAuth work (client assertion signing, its token cache); this module
 decides *when* to ask (a token is reused until shortly before it expires, by our own
 clock, and dropped at once when Graph rejects it) and turns token-endpoint failures into
-connector errors: an unreachable or overloaded endpoint is Transient, rejected
-credentials, an unknown or disabled app and a wrong tenant are StopRun.
+connector errors: an unreachable or overloaded endpoint is Unavailable (a Transient that
+stops the runner's pass: no case can get further), rejected credentials, an unknown or
+disabled app and a wrong tenant are StopRun.
 
 MSAL speaks HTTP through :class:`MsalHttpClient`, an adapter over the connector's own
 httpx client, so the same TLS trust, proxy and timeout settings apply to sign-in and to
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 import httpx
 import msal
 
-from reclaim.connectors.errors import StopRun, Transient
+from reclaim.connectors.errors import StopRun, Transient, Unavailable
 from reclaim.connectors.graph.errors import parse_retry_after
 from reclaim.connectors.graph.settings import (
     ClientCertificate,
@@ -125,7 +126,7 @@ def token_error(result: dict[str, Any], retry_after: float | None) -> Transient 
     text = _short(str(result.get("error_description") or error))
     tag = f"graph-token-{error}"
     if error in _TRANSIENT_ERRORS:
-        return Transient(f"token endpoint unavailable: {text}", code=tag, retry_after=retry_after)
+        return Unavailable(f"token endpoint unavailable: {text}", code=tag, retry_after=retry_after)
     reason = _CREDENTIAL_ERRORS.get(error, "sign-in refused")
     return StopRun(f"{reason}: {text} (codes {codes})", code=tag)
 
@@ -198,7 +199,7 @@ class MsalTokenProvider:
                 instance_discovery=False,
             )
         except httpx.TransportError as exc:
-            raise Transient(
+            raise Unavailable(
                 f"cannot reach the sign-in endpoint {self.settings.authority_host} ({exc})",
                 code="graph-token-unreachable",
             ) from exc
@@ -221,13 +222,13 @@ class MsalTokenProvider:
         try:
             result = app.acquire_token_for_client(scopes=[self.settings.token_scope])
         except httpx.TransportError as exc:
-            raise Transient(
+            raise Unavailable(
                 f"cannot reach the token endpoint ({type(exc).__name__}: {exc})",
                 code="graph-token-unreachable",
             ) from exc
         except msal.exceptions.MsalServiceError as exc:
             # MSAL raises this for 5xx answers (and replays them for their Retry-After).
-            raise Transient(
+            raise Unavailable(
                 f"token endpoint failed: {exc}",
                 code="graph-token-5xx",
                 retry_after=self._http.last_retry_after,
