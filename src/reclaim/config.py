@@ -14,9 +14,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BeforeValidator,
     Field,
-    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -24,25 +22,11 @@ from pydantic import (
 
 from reclaim.campaigns.settings import CampaignSettings, policy_campaign_problems
 from reclaim.domain.policy import Policy, Strict
-from reclaim.secrets import SecretError, SecretRef
+from reclaim.secrets import Secret, SecretError, SecretRef
 
 CONFIG_ENV = "RECLAIM_CONFIG"
 DATABASE_URL_ENV = "RECLAIM_DATABASE_URL"
 DATA_DIR_ENV = "RECLAIM_DATA_DIR"
-
-
-def _secret(value: Any) -> SecretRef:
-    if isinstance(value, SecretRef):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a secret reference string such as 'env:NAME'")
-    try:
-        return SecretRef.parse(value)
-    except SecretError as exc:
-        raise ValueError(str(exc)) from None
-
-
-Secret = Annotated[SecretRef, BeforeValidator(_secret), PlainSerializer(str)]
 
 
 class DatabaseSettings(Strict):

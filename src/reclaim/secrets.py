@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer
 
 
 class SecretError(ValueError):
@@ -55,3 +58,20 @@ class SecretRef:
 
     def __repr__(self) -> str:
         return f"SecretRef({self.scheme}:{self.target})"
+
+
+def _as_secret_ref(value: Any) -> SecretRef:
+    """Pydantic input for a :data:`Secret` field: a reference string, never a value."""
+    if isinstance(value, SecretRef):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a secret reference string such as 'env:NAME'")
+    try:
+        return SecretRef.parse(value)
+    except SecretError as exc:
+        raise ValueError(str(exc)) from None
+
+
+# A settings field that holds a secret reference (``env:NAME`` / ``file:/path``),
+# validated when the config is read and written back as the reference, never the value.
+Secret = Annotated[SecretRef, BeforeValidator(_as_secret_ref), PlainSerializer(str)]

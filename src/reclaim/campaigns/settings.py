@@ -41,29 +41,13 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BeforeValidator, Field, PlainSerializer, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reclaim.campaigns.model import Sender
 from reclaim.campaigns.tokens import TokenKeys
 from reclaim.domain.policy import Campaign, Policy, Strict
-from reclaim.secrets import SecretError, SecretRef
-
-
-def _secret(value: Any) -> SecretRef:
-    # The same rule as reclaim.config's Secret; defined here because config imports
-    # this module (importing config back would be a cycle).
-    if isinstance(value, SecretRef):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a secret reference string such as 'env:NAME'")
-    try:
-        return SecretRef.parse(value)
-    except SecretError as exc:
-        raise ValueError(str(exc)) from None
-
-
-Secret = Annotated[SecretRef, BeforeValidator(_secret), PlainSerializer(str)]
+from reclaim.secrets import Secret, SecretRef
 
 Rate = Annotated[float, Field(gt=0, le=100)]
 Timeout = Annotated[float, Field(gt=0, le=300)]
