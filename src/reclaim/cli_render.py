@@ -84,13 +84,25 @@ def plan_lines(
             )
         )
         held = {s: n for s, n in counts.items() if s is not ItemStatus.PLANNED}
-        if held:
+        held_asks = Counter(
+            i.status
+            for i in p.items
+            if i.action is Action.ASK and i.status is not ItemStatus.PLANNED
+        )
+        if held or held_asks:
             lines.append(
                 "  held back: "
-                + ", ".join(f"{n} {s.value.replace('_', ' ')}" for s, n in held.items())
+                + ", ".join(
+                    [f"{n} {s.value.replace('_', ' ')}" for s, n in held.items()]
+                    + [f"{n} ask(s) {s.value.replace('_', ' ')}" for s, n in held_asks.items()]
+                )
             )
         for i in p.items if items else ():
-            if i.status is ItemStatus.PLANNED or i.action is Action.REMOVE:
+            if (
+                i.status is ItemStatus.PLANNED
+                or i.action is Action.REMOVE
+                or i.status is ItemStatus.BLOCKED_GROUP
+            ):
                 verb = "ask" if i.action is Action.ASK else "remove"
                 tag = "" if i.status is ItemStatus.PLANNED else f" [{i.status.value}]"
                 lines.append(f"  {verb:6} {i.user} ({i.basis.value}){tag}: {i.reason}")
@@ -112,6 +124,8 @@ def cycle_lines(outcome: CycleOutcome) -> list[str]:
         )
     ]
     lines += [f"  closed {user}: {cause}" for user, cause in outcome.closed]
+    if outcome.blocked:
+        lines.append(f"  nobody asked or removed: {outcome.blocked}")
     return lines
 
 

@@ -2,7 +2,7 @@
 
 The figures the demo prints are checked against the store (the cases table) and against
 the Graph server's own request log: one successful ``DELETE .../members/{id}/$ref`` per
-reclaimed seat, none for the synced or the dynamic group.
+reclaimed seat, none for the synced or the dynamic group (whose people the plan holds).
 """
 
 from __future__ import annotations
@@ -110,16 +110,23 @@ def _assert_consistent(result: DemoResult, text: str) -> None:
         assert row.cases == sum(by_state.values())
 
 
-def _assert_refused_groups(result: DemoResult) -> None:
-    """Synced group: failed with the onprem_ad hint; dynamic group: refused; neither written."""
+def _assert_refused_groups(result: DemoResult, text: str) -> None:
+    """Synced and dynamic groups are held by the plan before anyone is asked: no case is
+    opened, the summary gives the held candidates and the way forward, nothing is written."""
     states = _case_states(result)
     tenant = _tenant(result)
     group_ids = {g["displayName"]: g["id"] for g in tenant["groups"]}
-    for product, hint in ((SYNCED, "Use the onprem_ad workflow"), (DYNAMIC, "dynamic membership")):
-        failed = [(u, e) for u, s, e in states[product.name] if s == "failed"]
-        assert failed, f"{product.name}: no removal was attempted"
-        assert all(e and hint in e for _, e in failed), failed
-        assert not any(s == "removed" for _, s, _ in states[product.name])
+    rows = {r.policy: r for r in result.summary.products}
+    for product, hint in (
+        (SYNCED, "use workflow: onprem_ad"),
+        (DYNAMIC, "dynamic membership: change the rule"),
+    ):
+        assert states.get(product.name, []) == [], f"{product.name}: cases were opened"
+        row = rows[product.name]
+        assert row.held > 0, f"{product.name}: the plan held nobody"
+        assert hint in row.held_because, row.held_because
+        assert (row.cases, row.removed, row.failed) == (0, 0, 0)
+        assert f"held {product.name}: {row.held} candidate(s) never asked" in text
         gid = group_ids[product.group]
         writes = [r for r in result.requests.all() if gid in r.path and r.method != "GET"]
         assert writes == [], f"{product.name}: the server saw writes to the group"
@@ -132,7 +139,7 @@ def test_small_demo_figures_match_store_and_graph_log(small: tuple[DemoResult, s
 
 def test_small_demo_refuses_synced_and_dynamic_groups(small: tuple[DemoResult, str]) -> None:
     result, text = small
-    _assert_refused_groups(result)
+    _assert_refused_groups(result, text)
     assert "flagged before any run" in text
     assert f"{SYNCED.name}: group {SYNCED.group!r} is synchronised from on-premises AD" in text
     assert f"{DYNAMIC.name}: group {DYNAMIC.group!r} has dynamic membership" in text
@@ -206,7 +213,7 @@ def test_full_demo_2000_users(tmp_path: Path) -> None:
     """The README's command 1 as it runs by default: 2,000 people, every outcome."""
     result, text = _run(tmp_path / "demo", users=2000)
     _assert_consistent(result, text)
-    _assert_refused_groups(result)
+    _assert_refused_groups(result, text)
     summary = result.summary
     assert sum(p.kept for p in summary.products) > 0
     silent = sum(p.no_answer for p in summary.products)

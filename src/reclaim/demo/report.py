@@ -33,7 +33,10 @@ def print_sync(console: Console, reports: Sequence[SyncReport]) -> None:
         )
     flagged = [(r.policy, w) for r in reports for w in r.warnings if r.dynamic or r.synced]
     if flagged:
-        console.print("  [yellow]flagged before any run[/] (removals there will be refused):")
+        console.print(
+            "  [yellow]flagged before any run[/] (the plan holds their people: nobody there "
+            "is asked or removed):"
+        )
         for policy, warning in flagged:
             console.print(f"    [yellow]![/] {policy}: {warning}", highlight=False)
 

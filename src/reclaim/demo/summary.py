@@ -8,17 +8,19 @@ successful ``DELETE .../members/{id}/$ref`` per reclaimed seat.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Column, Table
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, select
 
 from reclaim.config import Settings
 from reclaim.domain.case import OPEN, CaseState
 from reclaim.store import cases as store
+from reclaim.store.tables import plans
 from reclaim.testing.graph import RequestLog
 
 
@@ -40,6 +42,8 @@ class ProductOutcome:
     cancelled: int = 0
     still_open: int = 0
     failures: Counter[str] = field(default_factory=Counter)  # reason → cases
+    held: int = 0  # candidates the last plan held: the group cannot be written
+    held_because: str = ""  # that plan's alert: why, and what to change
 
     @property
     def monthly(self) -> Decimal:
@@ -91,6 +95,7 @@ def summarize(
     }
     with engine.connect() as conn:
         found = store.find_cases(conn)
+        _held(conn, products)
     for stored in found:
         case = stored.case
         row = products[case.policy]
@@ -118,6 +123,24 @@ def summarize(
         user_deletes=len(requests.refused_user_deletes()),
         graph_requests=len(requests.all()),
     )
+
+
+def _held(conn: Connection, products: dict[str, ProductOutcome]) -> None:
+    """From every run plan: the people held because the group cannot be written
+    (synced from on-prem AD, dynamic) - each counted once - and the plan's alert."""
+    held: dict[str, set[str]] = {}
+    rows = conn.execute(select(plans.c.content).where(plans.c.kind == "run").order_by(plans.c.id))
+    for (content,) in rows:
+        for part in json.loads(content)["policies"]:
+            row = products.get(part["policy"])
+            users = {i["user"] for i in part["items"] if i["status"] == "blocked_group"}
+            if row is None or not users:
+                continue
+            held.setdefault(row.policy, set()).update(users)
+            row.held = len(held[row.policy])
+            row.held_because = next(
+                (a for a in part["alerts"] if "nobody is asked or removed" in a), ""
+            )
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -184,6 +207,12 @@ def print_summary(console: Console, summary: Summary) -> None:
             console.print(f"  [red]failed[/] {p.policy} ({n}): {reason}", highlight=False)
         if p.cancelled:
             console.print(f"  cancelled {p.policy}: {p.cancelled}", highlight=False)
+        if p.held:
+            console.print(
+                f"  [yellow]held[/] {p.policy}: {p.held} candidate(s) never asked: "
+                f"{p.held_because}",
+                highlight=False,
+            )
         if p.still_open:
             console.print(
                 f"  still open {p.policy}: {p.still_open} (see its plan: a cap or the "

@@ -18,7 +18,10 @@ and :func:`build_plan` applies the blast-radius rules per policy:
    removals exceed ``MassGuard.halt_percent`` % of a group of at least
    ``MassGuard.min_group_size``: that much at once points to broken data (an app's
    usage feed stopped) rather than to real disuse, so truncating would still act on it;
-5. the kill switch (``paused``) blocks every planned removal; they stay listed.
+5. the kill switch (``paused``) blocks every planned removal; they stay listed;
+6. a group Reclaim can never write (synced from on-prem AD under ``entra_id``, or with
+   dynamic membership: :mod:`reclaim.domain.plan_groups`) blocks the whole policy before
+   anyone is asked: every item ``blocked_group``, an alert with the way forward.
 
 Asks are not capped (they take nothing away) but are halted with their policy.
 
@@ -42,6 +45,7 @@ from typing import Any
 
 from reclaim.domain.case import Action, Case, CaseState, idempotency_key
 from reclaim.domain.case_steps import Step, StepKind
+from reclaim.domain.plan_groups import NO_CHECK, GroupCheck
 from reclaim.domain.policy import Caps, Policy, SeatCost
 from reclaim.domain.savings import Savings, by_currency, seat_savings
 
@@ -74,6 +78,7 @@ class ItemStatus(StrEnum):
     DEFERRED_BY_CAP = "deferred_by_cap"
     HALTED = "halted"  # mass-removal guard tripped for the policy
     BLOCKED_PAUSED = "blocked_paused"  # kill switch
+    BLOCKED_GROUP = "blocked_group"  # the group cannot be written (synced / dynamic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,11 +249,13 @@ class PolicyPlan:
 
 @dataclass(frozen=True, slots=True)
 class PolicyInput:
-    """One policy's share of a run: the policy, its group's size now, its proposals."""
+    """One policy's share of a run: the policy, its group's size now, its proposals, and
+    what :func:`reclaim.domain.plan_groups.group_check` found about its group."""
 
     policy: Policy
     group_size: int
     proposals: Sequence[Proposal]
+    group: GroupCheck = NO_CHECK
 
 
 _NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)  # an unknown opening waits behind known ones
@@ -283,9 +290,11 @@ def plan_policy(inp: PolicyInput, *, paused: bool, guard: MassGuard) -> PolicyPl
         key=lambda pk: removal_order(pk[0]),
     )
     cap = effective_cap(policy.caps, group_size)
+    if inp.group.blocked:
+        return _blocked(inp, cap, asks + removals)
     wanted = len(removals)
     touched = len(asks) + wanted
-    alerts: list[str] = []
+    alerts: list[str] = list(inp.group.notes)
     halted = (wanted > cap > 0 and wanted > guard.halt_factor * cap) or (
         group_size >= guard.min_group_size and touched * 100 > guard.halt_percent * group_size
     )
@@ -323,6 +332,23 @@ def plan_policy(inp: PolicyInput, *, paused: bool, guard: MassGuard) -> PolicyPl
         halted,
         tuple(alerts),
         tuple(items),
+    )
+
+
+def _blocked(inp: PolicyInput, cap: int, items: list[tuple[Proposal, str]]) -> PolicyPlan:
+    """A policy whose group cannot be written: everything held, one alert saying why."""
+    policy = inp.policy
+    asks = sum(1 for p, _ in items if p.basis is Basis.ASK)
+    alert = f"{inp.group.blocked} ({asks} ask(s) and {len(items) - asks} removal(s) held)"
+    return PolicyPlan(
+        policy.name,
+        inp.group_size,
+        policy.seat_cost,
+        policy.require_approval,
+        cap,
+        False,
+        (*inp.group.notes, alert),
+        tuple(_item(p, k, ItemStatus.BLOCKED_GROUP) for p, k in items),
     )
 
 

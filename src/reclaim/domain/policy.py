@@ -152,6 +152,9 @@ class Policy(Strict):
     campaign: Campaign = Campaign()
     caps: Caps = Caps()
     schedule: str = "0 6 * * 1-5"
+    # entra_id only: after the group removal, also remove a direct (non-group) assignment
+    # of a SKU the group grants (assignLicense). Off: such seats are reported, never touched.
+    remove_direct_license: bool = False
 
     @field_validator("apps")
     @classmethod
@@ -183,6 +186,11 @@ class Policy(Strict):
             )
         if self.workflow is Workflow.MANUAL and not (g.name or g.entra_id or g.ad_dn):
             raise ValueError("workflow manual needs at least group.name")
+        if self.remove_direct_license and self.workflow is not Workflow.ENTRA_ID:
+            raise ValueError(
+                "remove_direct_license works with workflow entra_id only (a direct license "
+                "is assigned in Entra ID, which this workflow writes to)"
+            )
         return self
 
     def app_keys(self) -> frozenset[str]:

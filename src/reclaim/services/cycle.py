@@ -12,6 +12,12 @@ A cycle (a scheduler tick, ``reclaim run``) does, for one policy:
    its idempotency key written on the case and becomes due now. Removals of a policy
    with ``require_approval`` are authorized only once an admin approved their keys.
 
+A policy whose group Reclaim can never write (synced from on-prem AD under
+``entra_id``, or dynamic: :mod:`reclaim.domain.plan_groups`, judged from the last
+directory sync) opens no new case and authorizes nothing: the plan lists who would have
+been asked or removed as ``blocked_group``, with an alert saying what to change. Cases
+opened before the flag was seen are held where they stand.
+
 Nothing is sent here: workers execute the authorized steps. A preview
 (``reclaim plan``) runs 1–3 without writing anything but the plan itself.
 """
@@ -29,11 +35,13 @@ from reclaim.domain import case as dc
 from reclaim.domain.case import Action, CancelCause, Case, CaseState, IllegalTransition
 from reclaim.domain.case_steps import StepKind, can_ask_again, next_step
 from reclaim.domain.plan import ItemStatus, Plan, PolicyInput, Proposal, build_plan, proposal_for
-from reclaim.domain.policy import Policy
+from reclaim.domain.plan_groups import GroupCheck, GroupFacts, group_check
+from reclaim.domain.policy import Policy, Workflow
 from reclaim.domain.usage import VerdictKind
 from reclaim.services.decisions import MemberVerdict, PolicyVerdicts, evaluate
 from reclaim.store import cases as store
 from reclaim.store.case_claims import authorize
+from reclaim.store.directory_tables import directory_groups
 from reclaim.store.leases import paused_in_store
 from reclaim.store.plans import PlanStatus, approved, save_plan
 from reclaim.store.tables import directory_writes, policies
@@ -83,6 +91,7 @@ class CycleOutcome:
     closed: list[tuple[str, str]] = field(default_factory=list)  # (user, cause)
     authorized: int = 0
     awaiting_approval: int = 0
+    blocked: str | None = None  # why the group cannot be written; nobody asked or removed
 
 
 @dataclass
@@ -111,13 +120,42 @@ def _queued_keys(conn: Connection, keys: list[str]) -> set[str]:
     return found
 
 
-def _close_if_needed(work: _Work, *, at: dt.datetime) -> tuple[Case, str] | None:
-    """The closing transition for an open case the verdicts no longer support."""
+def group_facts(conn: Connection, policy_id: int) -> GroupFacts | None:
+    """What the last directory sync stored about the policy's group (None: never synced)."""
+    row = conn.execute(
+        select(
+            directory_groups.c.object_id,
+            directory_groups.c.display_name,
+            directory_groups.c.is_dynamic,
+            directory_groups.c.is_synced,
+            directory_groups.c.synced_at,
+        ).where(directory_groups.c.policy_id == policy_id)
+    ).first()
+    if row is None:
+        return None
+    at = dt.datetime.fromtimestamp(row.synced_at, dt.UTC)
+    return GroupFacts(row.object_id, row.display_name, row.is_dynamic, row.is_synced, at)
+
+
+def check_group(conn: Connection, policy: Policy, policy_id: int) -> GroupCheck:
+    """Whether the policy's group can be written, from the last directory sync."""
+    return group_check(policy, group_facts(conn, policy_id))
+
+
+def _close_if_needed(work: _Work, policy: Policy, *, at: dt.datetime) -> tuple[Case, str] | None:
+    """The closing transition for an open case the verdicts no longer support.
+
+    A removal already sent to on-prem AD is left to the executor even when the member
+    is gone: its retry moves it to ``awaiting_sync``, since gone from AD is not yet gone
+    from Entra ID (where the license is granted)."""
     case = work.case
     try:
         if work.verdict is None:  # no longer a member of the group
             if case.state is CaseState.AWAITING_SYNC:
                 return None  # the sync check settles it
+            sent = case.state is CaseState.REMOVAL_PENDING and case.attempts > 0
+            if sent and policy.workflow is Workflow.ONPREM_AD:
+                return None
             moved = dc.member_absent(case, at=at)
             return moved, moved.history[-1].cause
         if work.verdict.verdict.kind is VerdictKind.EXCLUDED:
@@ -194,9 +232,10 @@ def preview_policy(
 ) -> tuple[PolicyInput, list[_Work], list[_Work]]:
     """What a cycle would plan for one policy now, without writing anything."""
     existing, new = _gather(conn, pv=pv, policy_id=policy_id, now=now)
-    still_open = [w for w in existing if _close_if_needed(w, at=now) is None]
+    still_open = [w for w in existing if _close_if_needed(w, pv.policy, at=now) is None]
     proposals = _proposals([*still_open, *new], pv.policy, now)
-    return PolicyInput(pv.policy, pv.group_size, proposals), existing, new
+    group = check_group(conn, pv.policy, policy_id)
+    return PolicyInput(pv.policy, pv.group_size, proposals, group), existing, new
 
 
 def _lock_policy(conn: Connection, policy_id: int) -> None:
@@ -220,6 +259,9 @@ def apply_cycle(
     policy = pv.policy
     now_s = int(now.timestamp())
     existing, new = _gather(conn, pv=pv, policy_id=policy_id, now=now)
+    group = check_group(conn, policy, policy_id)
+    held = new if group.blocked else []  # listed in the plan, never opened
+    new = [] if group.blocked else new
     closed: list[tuple[str, str]] = []
     opened: list[str] = []
     live: list[_Work] = []
@@ -227,7 +269,7 @@ def apply_cycle(
         stored = w.stored
         assert stored is not None
         leased = stored.lease_owner is not None and (stored.lease_until or 0) >= now_s
-        closing = None if leased else _close_if_needed(w, at=now)
+        closing = None if leased else _close_if_needed(w, pv.policy, at=now)
         if closing is None:
             live.append(w)
             continue
@@ -249,14 +291,20 @@ def apply_cycle(
         )
         opened.append(w.case.user)
         live.append(w)
+    proposals = _proposals([*live, *held], policy, now)
     plan = build_plan(
-        inputs=[PolicyInput(policy, pv.group_size, _proposals(live, policy, now))],
+        inputs=[PolicyInput(policy, pv.group_size, proposals, group)],
         as_of=now.date(),
         created_at=now,
         paused=paused(conn, settings),
     )
     outcome = CycleOutcome(
-        policy.name, plan, breakdown=pv.breakdown(), opened=opened, closed=closed
+        policy.name,
+        plan,
+        breakdown=pv.breakdown(),
+        opened=opened,
+        closed=closed,
+        blocked=group.blocked,
     )
     by_user = {w.case.user: w for w in live}
     items = plan.policies[0].items if plan.policies else ()
@@ -264,6 +312,8 @@ def apply_cycle(
     ok_keys = approved(conn, removal_keys) if policy.require_approval else set(removal_keys)
     allow: dict[int, str] = {}
     for item in items:
+        if item.status is ItemStatus.BLOCKED_GROUP:
+            continue  # held: the group cannot be written (the plan's alert says why)
         w = by_user[item.user]
         assert w.stored is not None
         if item.action is Action.ASK and item.status is not ItemStatus.PLANNED:
@@ -287,7 +337,9 @@ def apply_cycle(
             continue
         if w.stored.lease_owner is not None and (w.stored.lease_until or 0) >= now_s:
             continue  # a worker holds it and will set its next due time
-        due = due_at(w.case, authorized_key=w.stored.authorized_key, policy=policy, now=now)
+        # A blocked group's cases wait, even one authorized before the flag was seen.
+        key = None if group.blocked else w.stored.authorized_key
+        due = due_at(w.case, authorized_key=key, policy=policy, now=now)
         if due != w.stored.next_due_at:
             store.set_columns(conn, w.stored, next_due_at=due)
     return outcome

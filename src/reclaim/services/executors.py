@@ -30,6 +30,7 @@ from reclaim.domain.case_steps import (
     recheck_before_removal,
 )
 from reclaim.domain.policy import Policy
+from reclaim.services.direct_licenses import remove_direct, with_detail
 from reclaim.services.runtime import (
     MANUAL_RECHECK,
     MAX_FAILURES,
@@ -83,11 +84,33 @@ def _is_member(rt: Runtime, policy: Policy, user: str) -> bool:
         return False  # the account is gone, and its membership with it
 
 
-def _absent(rt: Runtime, stored: store.StoredCase, step: Step, now: dt.datetime) -> Done:
+def _waits_for_sync(rt: Runtime, policy: Policy) -> bool:
+    """True when the policy's directory confirms removals through a later sync (on-prem
+    AD: gone from AD is not yet gone from Entra ID, where the license is granted)."""
+    return callable(getattr(rt.directories(policy), "sync_confirmed", None))
+
+
+def _landed(rt: Runtime, case: dc.Case, policy: Policy, now: dt.datetime) -> dc.Case:
+    """Our earlier write turned out to have landed (lost outcome, AlreadyDone on retry):
+    removed, or, where a sync must carry it to Entra ID, awaiting that sync."""
+    if _waits_for_sync(rt, policy):
+        return dc.mark_awaiting_sync(case, at=now)
+    return dc.mark_removed(case, at=now, already=True)
+
+
+def _absent(
+    rt: Runtime, stored: store.StoredCase, policy: Policy, step: Step, now: dt.datetime
+) -> Done:
     """The user is out of the group before we wrote: they left, or our earlier write landed."""
-    case = dc.member_absent(stored.case, at=now)
+    sent = stored.case.state is CaseState.REMOVAL_PENDING and stored.case.attempts > 0
+    landed = _landed(rt, stored.case, policy, now) if sent else None
+    case = landed or dc.member_absent(stored.case, at=now)
+    result = "already_removed" if sent else case.history[-1].cause
+    extra, error = ("", None)
+    if case.state is CaseState.REMOVED:
+        extra, error = remove_direct(rt, stored, policy, now)
     with rt.begin() as conn:
-        store.save_case(conn, stored, case, failures=0, last_error=None)
+        store.save_case(conn, stored, case, failures=0, last_error=error)
         if get_write(conn, stored.remove_key) is not None:
             finish_write(
                 conn,
@@ -104,7 +127,8 @@ def _absent(rt: Runtime, stored: store.StoredCase, step: Step, now: dt.datetime)
                 note="member already gone",
                 now=int(now.timestamp()),
             )
-    return Done(_report(stored, step, case.history[-1].cause))
+    detail = "awaiting directory sync" if case.state is CaseState.AWAITING_SYNC else ""
+    return Done(_report(stored, step, result, with_detail(with_detail(detail, extra), error)))
 
 
 def _ask(
@@ -116,7 +140,7 @@ def _ask(
         _save(rt, stored, case)
         return Done(_report(stored, step, "cancelled", why))
     if not _is_member(rt, policy, stored.case.user):
-        return _absent(rt, stored, step, now)
+        return _absent(rt, stored, policy, step, now)
     question = _question(stored, policy, step)
     try:
         with rt.begin() as conn:
@@ -166,7 +190,7 @@ def _remove(
     with rt.begin() as conn:
         prior = get_write(conn, key)
     if not _is_member(rt, policy, stored.case.user):
-        return _absent(rt, stored, step, now)
+        return _absent(rt, stored, policy, step, now)
     if prior is not None and prior.result == "queued":  # a person has it on their list
         return Done(
             _report(stored, step, "waiting", "manual task open"), due=now_s + MANUAL_RECHECK
@@ -183,7 +207,10 @@ def _remove(
     try:
         outcome = rt.gate.remove(rt.begin, write, port=port, mark_sent=mark_sent, now=now_s)
     except Exception as exc:  # narrowed in _removal_failed, which re-raises the rest
-        return _removal_failed(rt, stored, step, now, exc)
+        return _removal_failed(rt, stored, policy, step, now, exc)
+    extra, error = ("", None)
+    if outcome is RemoveOutcome.REMOVED:
+        extra, error = remove_direct(rt, stored, policy, now)
     with rt.begin() as conn:
         if outcome is RemoveOutcome.QUEUED:
             finish_write(conn, key, result="queued", detail=None, now=now_s)
@@ -196,12 +223,17 @@ def _remove(
         else:
             case = dc.mark_removed(stored.case, at=now)
         finish_write(conn, key, result="done", detail=outcome.value, now=now_s)
-        store.save_case(conn, stored, case, failures=0, last_error=None)
-    return Done(_report(stored, step, outcome.value))
+        store.save_case(conn, stored, case, failures=0, last_error=error)
+    return Done(_report(stored, step, outcome.value, with_detail(extra, error)))
 
 
 def _removal_failed(
-    rt: Runtime, stored: store.StoredCase, step: Step, now: dt.datetime, exc: Exception
+    rt: Runtime,
+    stored: store.StoredCase,
+    policy: Policy,
+    step: Step,
+    now: dt.datetime,
+    exc: Exception,
 ) -> Done:
     """Record a removal the directory did not carry out; re-raise what the caller handles."""
     if isinstance(exc, WriteRefused | dc.CaseError) or not isinstance(
@@ -211,12 +243,20 @@ def _removal_failed(
     now_s = int(now.timestamp())
     key = stored.remove_key
     case = stored.case
-    with rt.begin() as conn:
-        if isinstance(exc, AlreadyDone):
-            moved = dc.mark_removed(case, at=now, already=True)
+    if isinstance(exc, AlreadyDone):
+        moved = _landed(rt, case, policy, now)
+        extra, error = ("", None)
+        if moved.state is CaseState.REMOVED:
+            extra, error = remove_direct(rt, stored, policy, now)
+        with rt.begin() as conn:
             finish_write(conn, key, result="already_done", detail=exc.detail, now=now_s)
-            store.save_case(conn, stored, moved, failures=0, last_error=None)
-            return Done(_report(stored, step, "already_removed", exc.detail))
+            store.save_case(conn, stored, moved, failures=0, last_error=error)
+        return Done(
+            _report(
+                stored, step, "already_removed", with_detail(with_detail(exc.detail, extra), error)
+            )
+        )
+    with rt.begin() as conn:
         if isinstance(exc, Transient):
             failures = stored.failures + 1
             if failures >= MAX_FAILURES:

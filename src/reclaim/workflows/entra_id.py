@@ -14,10 +14,12 @@ with one shared :class:`~reclaim.connectors.graph.GraphClient`:
 - ``add_member`` (restores): ``POST /groups/{g}/members/$ref``; ``AlreadyDone`` when the
   user is already there, which the caller treats as success.
 
-Direct (non-group) license assignments are reported, never touched: a user who also
+Direct (non-group) license assignments are reported, not touched: a user who also
 holds one of the group's SKUs directly keeps that seat after the removal, and the step
-log says so. (Removing direct licenses, ``GraphClient.remove_direct_license``, would be
-an explicit per-policy opt-in; out of scope for now.)
+log says so. A policy with ``remove_direct_license: true`` opts in: after the group
+removal the executor calls :meth:`EntraDirectory.remove_direct_licenses` (through the
+write gate, as its own recorded write), which removes those direct assignments with
+``POST /users/{u}/assignLicense``. Restores do not give them back.
 
 Graph takes no idempotency key for membership changes; retries are safe because a
 repeated DELETE or POST is answered as ``AlreadyDone``.
@@ -76,7 +78,8 @@ CHECK = "Check membership"
 REMOVE = "Remove from group"
 ADD = "Add to group"
 DIRECT_LICENSE = "Direct license check"
-STEPS = (RESOLVE, READ_GROUP, CHECK, REMOVE, ADD, DIRECT_LICENSE)
+REMOVE_DIRECT = "Remove direct license"
+STEPS = (RESOLVE, READ_GROUP, CHECK, REMOVE, ADD, DIRECT_LICENSE, REMOVE_DIRECT)
 
 
 class EntraDirectory:
@@ -118,8 +121,36 @@ class EntraDirectory:
         with self._step(REMOVE, group_id) as out:
             self.client.remove_member(group_id, uid)
             out["outcome"] = "204"
-        self._note_direct_licenses(user, group_id)
+        if not policy.remove_direct_license:  # opted in: the executor removes them next
+            self._note_direct_licenses(user, group_id)
         return RemoveOutcome.REMOVED
+
+    def direct_license_skus(self, *, policy: Policy, user: str) -> list[str]:
+        """The SKUs the policy's group grants that ``user`` also holds directly, read
+        afresh (after a crash the run's cached license states may be stale)."""
+        group = self.group(_group_id(policy))
+        granted = {s.lower() for s in group.assigned_sku_ids}
+        self._users.pop(user_key(user), None)
+        found = self.user(user)
+        return sorted({s.sku_id for s in found.direct_licenses() if s.sku_id.lower() in granted})
+
+    def remove_direct_licenses(
+        self, *, policy: Policy, user: str, skus: Sequence[str]
+    ) -> list[str]:
+        """Remove ``user``'s direct assignments of ``skus`` (``assignLicense``); returns
+        those removed now (a SKU already gone, e.g. on a retry, is skipped). Raises the
+        first other connector error, after the SKUs before it were removed."""
+        uid = self.object_id(user)
+        removed = []
+        for sku in skus:
+            try:
+                with self._step(REMOVE_DIRECT, sku) as out:
+                    self.client.remove_direct_license(uid, sku)
+                    out["outcome"] = "removed"
+            except AlreadyDone:
+                continue
+            removed.append(sku)
+        return removed
 
     def add_member(self, *, policy: Policy, user: str, idempotency_key: str) -> None:
         """Put ``user`` back (restores); AlreadyDone when already a member."""

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from reclaim.domain.case import CaseState
 from reclaim.services.cases import answer
+from reclaim.store.directory_tables import directory_groups
 from reclaim.testing.graph import GraphServer, ManualClock
 
 from .conftest import (
@@ -226,6 +228,10 @@ def test_unwritable_groups_fail_with_the_way_forward_and_send_nothing(
     make_world: Any, server: GraphServer, group: str, expected: str
 ) -> None:
     world = make_world(entra_policy("Locked", group, ask=False))
+    # The group turned synced/dynamic after the last directory sync (which the plan
+    # judges by, tests/integration/entra/test_plan_flags.py): the adapter still refuses.
+    with world.ctx.engine.begin() as conn:
+        conn.execute(update(directory_groups).values(is_synced=False, is_dynamic=False))
     assert world.cycle("Locked").opened == [UPNS[ALICE]]
     stats = world.drain()
     assert stats.results() == {"failed": 1}

@@ -12,7 +12,7 @@ from ldap3 import MODIFY_DELETE, Connection
 from reclaim.domain.case import CaseState
 from reclaim.store.leases import PAUSED, set_control
 from reclaim.testing import samba_seed as seed
-from reclaim.testing.hybrid import HybridTenant
+from reclaim.testing.hybrid import HybridTenant, run_directory_sync
 from reclaim.testing.samba import SambaDC
 from reclaim.workflows.step_log import Step
 from tests.integration.ad.helpers import direct_members
@@ -71,7 +71,8 @@ def test_no_sync_by_the_deadline_fails_the_case_saying_why(make_runner: Make) ->
 def test_member_removed_behind_our_back_is_already_removed(
     make_runner: Make, admin: Connection
 ) -> None:
-    """AD answers 53 (not a member) to the MODIFY: re-read, already gone, success."""
+    """AD answers 53 (not a member) to the MODIFY: re-read, already gone in AD; the case
+    then waits for directory sync like any removal in AD (Entra ID grants the seat)."""
     world = make_runner(idle=1)
     target = seed.BULK_USERS[0]
     world.cycle()
@@ -85,12 +86,12 @@ def test_member_removed_behind_our_back_is_already_removed(
                 assert admin.modify(seed.LIC_RUN.dn, {"member": [(MODIFY_DELETE, [target.dn])]})
 
     world.tap.hooks.append(race)
-    assert world.drain().results() == {"already_removed": 1}
+    assert world.drain().results() == {"already_removed": 1, "waiting": 1}
     (modify,) = [s for s in world.tap.steps if s.step == "ldap.remove_member"]
     assert modify.outcome.startswith("AlreadyDone") and "ldap-53" not in modify.outcome
     stored = world.case(target.upn)
-    assert (stored.case.state, stored.case.status) == (S.REMOVED, "success")
-    assert stored.case.history[-1].cause == "already_removed"
+    assert (stored.case.state, stored.case.status) == (S.AWAITING_SYNC, "in_progress")
+    assert [e.cause for e in stored.case.history][-2:] == ["removed_in_ad", "retry_later"]
     assert list(world.writes().values()) == [(1, "already_done")]
 
 
@@ -135,8 +136,9 @@ def test_dc_restarted_mid_run_cases_retry_and_finish(
     dc2.start()
     world.clock.advance(minutes=10)  # past the backoff
     world.drain()
-    # The third finds its removal done (already_removed); the other five go through.
-    assert world.states() == {"awaiting_sync": 7, "removed": 1}
+    # The third finds its removal done in AD; it waits for directory sync like the
+    # other five, which go through: none is taken for removed before Entra ID shows it.
+    assert world.states() == {"awaiting_sync": 8}
     assert _removed_on(dc2, 8) == {upn(i) for i in range(8)}
     assert world.tap.modifies() == dict.fromkeys([upn(i) for i in range(8)], 1)
 
@@ -198,7 +200,7 @@ class WorkerDied(BaseException):
 
 
 def test_worker_dies_after_the_modify_retry_records_it_once(
-    make_runner: Make, admin: Connection
+    make_runner: Make, admin: Connection, hybrid: HybridTenant
 ) -> None:
     world = make_runner(idle=2)
     world.cycle()
@@ -218,11 +220,18 @@ def test_worker_dies_after_the_modify_retry_records_it_once(
 
     world.clock.advance(minutes=11)  # the dead worker's lease runs out
     world.drain()  # a new worker process (new connectors)
-    done = world.case(upn(0))
-    assert (done.case.state, done.case.history[-1].cause) == (S.REMOVED, "already_removed")
-    assert world.writes()[done.id] == (1, "already_done")
+    found = world.case(upn(0))
+    # Gone from AD is not gone from Entra ID: the lost outcome waits for the sync too.
+    assert found.case.state is S.AWAITING_SYNC
+    assert [e.cause for e in found.case.history][-2:] == ["removed_in_ad", "retry_later"]
+    assert world.writes()[found.id] == (1, "already_done")
     assert world.tap.modifies() == {upn(0): 1, upn(1): 1}  # never sent twice
     assert _gone(admin, 2) == {upn(0), upn(1)}
+    assert run_directory_sync(hybrid, admin, seed.LIC_RUN.dn) == (0, 2)
+    world.clock.advance(minutes=16)
+    assert world.drain().results() == {"removed": 2}
+    done = world.case(upn(0)).case
+    assert (done.state, done.history[-1].cause) == (S.REMOVED, "sync_confirmed")
 
 
 @pytest.mark.parametrize("where", ["worker", "config"])
