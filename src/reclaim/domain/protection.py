@@ -4,8 +4,11 @@
 ``*-admin@corp.example`` and ``breakglass*``) and ``safety.protected_groups`` (an Entra
 object id, an AD DN, SID or sAMAccountName, or a display name) are a brake *outside*
 the policies: a policy that by mistake targets an administrators' group, or forgets to
-exclude the emergency-access account, still cannot take anything from them. The write
-gate refuses such removals; restores are never refused.
+exclude the emergency-access account, still cannot take anything from them. The cycle
+opens no case for a protected person (and closes an open one), a policy aimed at a
+protected group is held like an unwritable group, and the write gate refuses any
+removal that slipped past (planned before the protection was configured). Restores
+are never refused.
 """
 
 from __future__ import annotations

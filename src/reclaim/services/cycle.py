@@ -37,6 +37,7 @@ from reclaim.domain.case_steps import StepKind, can_ask_again, next_step
 from reclaim.domain.plan import ItemStatus, Plan, PolicyInput, Proposal, build_plan, proposal_for
 from reclaim.domain.plan_groups import GroupCheck, GroupFacts, group_check
 from reclaim.domain.policy import Policy, Workflow
+from reclaim.domain.protection import protected_group_reason, protected_user_reason
 from reclaim.domain.usage import VerdictKind
 from reclaim.services.decisions import MemberVerdict, PolicyVerdicts, evaluate
 from reclaim.store import cases as store
@@ -140,6 +141,16 @@ def group_facts(conn: Connection, policy_id: int) -> GroupFacts | None:
 def check_group(conn: Connection, policy: Policy, policy_id: int) -> GroupCheck:
     """Whether the policy's group can be written, from the last directory sync."""
     return group_check(policy, group_facts(conn, policy_id))
+
+
+def _cancel_protected(case: Case, why: str, *, at: dt.datetime) -> tuple[Case, str] | None:
+    """Close a protected person's open case (None once a removal went out: the write
+    gate refuses it, and the case shows why)."""
+    try:
+        moved = dc.cancel(case, at=at, cause=CancelCause.EXCLUDED, detail=why)
+    except IllegalTransition:
+        return None
+    return moved, moved.history[-1].cause
 
 
 def _close_if_needed(work: _Work, policy: Policy, *, at: dt.datetime) -> tuple[Case, str] | None:
@@ -260,6 +271,11 @@ def apply_cycle(
     now_s = int(now.timestamp())
     existing, new = _gather(conn, pv=pv, policy_id=policy_id, now=now)
     group = check_group(conn, policy, policy_id)
+    safety = settings.safety
+    if not group.blocked and (why := protected_group_reason(safety.protected_groups, policy)):
+        group = GroupCheck(blocked=why, notes=group.notes)  # held like an unwritable group
+    # Protected people are never asked or removed: no case, and an open one is closed.
+    new = [w for w in new if not protected_user_reason(safety.protected_users, w.case.user)]
     held = new if group.blocked else []  # listed in the plan, never opened
     new = [] if group.blocked else new
     closed: list[tuple[str, str]] = []
@@ -270,6 +286,9 @@ def apply_cycle(
         assert stored is not None
         leased = stored.lease_owner is not None and (stored.lease_until or 0) >= now_s
         closing = None if leased else _close_if_needed(w, pv.policy, at=now)
+        protected = protected_user_reason(safety.protected_users, w.case.user)
+        if closing is None and protected and not leased:
+            closing = _cancel_protected(w.case, protected, at=now)
         if closing is None:
             live.append(w)
             continue
