@@ -1,6 +1,6 @@
 """Benchmark: employees answering through the response page, over HTTP, on SQLite.
 
-``python -m bench.respond [--cases N] [--clients N] [--write-readme]``
+``python -m bench.respond [--cases N] [--clients N] [--workers N] [--rate R] [--write-readme]``
 
 N open cases (asked, one person each) in a fresh SQLite store; the app served by
 uvicorn in a child process on a loopback port; ``--clients`` concurrent clients each
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import importlib.util
 import multiprocessing
 import os
 import re
@@ -152,10 +153,20 @@ class _Conn:
             self.writer.close()
 
 
-async def _clients(base: str, links: list[tuple[int, str]], clients: int) -> dict[str, Any]:
-    queue: asyncio.Queue[tuple[int, str, str]] = asyncio.Queue()
+async def _clients(
+    base: str, links: list[tuple[int, str]], clients: int, rate: float | None
+) -> dict[str, Any]:
+    """Answer every link with ``clients`` concurrent clients.
+
+    ``rate`` None: each client takes the next link as soon as it is done (a closed
+    loop: as fast as the server goes). Else response n is due at ``n / rate`` seconds
+    (an open loop: people arrive at that rate whatever the server does), and its
+    latency counts from when it was due, so time spent waiting for a free client is
+    counted too.
+    """
+    queue: asyncio.Queue[tuple[int, int, str, str]] = asyncio.Queue()
     for n, (case_id, path) in enumerate(links):
-        queue.put_nowait((case_id, path, "keep" if n % 2 else "release"))
+        queue.put_nowait((n, case_id, path, "keep" if n % 2 else "release"))
     pairs: list[float] = []
     gets: list[float] = []
     posts: list[float] = []
@@ -166,8 +177,13 @@ async def _clients(base: str, links: list[tuple[int, str]], clients: int) -> dic
         conn = _Conn(host, int(port))
         try:
             while not queue.empty():
-                case_id, path, choice = queue.get_nowait()
+                n, case_id, path, choice = queue.get_nowait()
                 t0 = time.perf_counter()
+                if rate is not None:
+                    due = start + n / rate
+                    if due > t0:
+                        await asyncio.sleep(due - t0)
+                    t0 = due
                 try:
                     status, page = await conn.request("GET", path)
                     t1 = time.perf_counter()
@@ -228,6 +244,12 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="uvicorn processes sharing the socket"
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: responses/s offered (default: closed loop, as fast as it goes)",
+    )
     parser.add_argument("--write-readme", action="store_true")
     args = parser.parse_args()
     os.environ[KEY_ENV] = KEY
@@ -271,7 +293,7 @@ def main() -> None:
         _wait_up(base)
         server_cpu0 = sum(_cpu_seconds(c.pid) for c in children)
         client_cpu0 = time.process_time()
-        result = asyncio.run(_clients(base, links, args.clients))
+        result = asyncio.run(_clients(base, links, args.clients, args.rate))
         result["server_cpu"] = sum(_cpu_seconds(c.pid) for c in children) - server_cpu0
         result["client_cpu"] = time.process_time() - client_cpu0
     finally:
@@ -309,10 +331,13 @@ def _report(args: argparse.Namespace, result: dict[str, Any], wrong: int) -> Non
     met = rate >= TARGET_RATE and p99 <= TARGET_P99_MS and wrong == 0 and not result["errors"]
     load = os.getloadavg()[0]
     lines = [
-        "| responses | clients | server processes | seconds | responses/s | p50 ms | p99 ms "
+        "| responses | clients | offered | server processes | seconds | responses/s "
+        "| p50 ms | p99 ms "
         "| GET p50/p99 ms | POST p50/p99 ms | errors | answers wrong | target |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-        f"| {len(pairs):,} | {args.clients} | {args.workers} | {result['seconds']:.1f} "
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| {len(pairs):,} | {args.clients} "
+        f"| {f'{args.rate:,.0f}/s' if args.rate else 'closed loop'} "
+        f"| {args.workers} | {result['seconds']:.1f} "
         f"| {rate:,.0f} "
         f"| {_pct(pairs, 0.5):.0f} | {p99:.0f} "
         f"| {_pct(gets, 0.5):.0f} / {_pct(gets, 0.99):.0f} "
@@ -325,25 +350,41 @@ def _report(args: argparse.Namespace, result: dict[str, Any], wrong: int) -> Non
         f"\n\nCPU per response: server {result['server_cpu'] / n * 1000:.1f} ms, "
         f"client {result['client_cpu'] / n * 1000:.1f} ms "
         f"(server ceiling on one free core ≈ {n / max(result['server_cpu'], 1e-9):,.0f} "
-        f"responses/s per process). Load average when done: {load:.1f}."
+        f"responses/s per process). Server: uvicorn with {_stack()}. "
+        f"Load average when done: {load:.1f}."
     )
     print()
     print(table)
     for e in result["errors"][:5]:
         print("  error:", e)
     if args.write_readme:
-        _write_readme(table, cases=args.cases)
+        _write_readme(table, args=args)
     if wrong or result["errors"]:
         errors = len(result["errors"])
         raise SystemExit(f"{wrong} case(s) not recorded exactly once; {errors} errors")
 
 
-def _write_readme(table: str, *, cases: int) -> None:
+def _options(args: argparse.Namespace) -> str:
+    """The command-line options that differ from the defaults, as typed."""
+    out = f" --workers {args.workers}" if args.workers != 1 else ""
+    out += f" --rate {args.rate:g}" if args.rate else ""
+    return out + (f" --clients {args.clients}" if args.clients != 100 else "")
+
+
+def _stack() -> str:
+    """uvicorn's event loop and HTTP parser as it picks them ("auto": the fast ones when
+    installed)."""
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    http = "httptools" if importlib.util.find_spec("httptools") else "h11"
+    return f"{loop} + {http}"
+
+
+def _write_readme(table: str, *, args: argparse.Namespace) -> None:
     readme = Path(__file__).resolve().parent / "README.md"
     text = readme.read_text() if readme.exists() else "# Benchmarks\n"
     begin, end = "<!-- respond:begin -->", "<!-- respond:end -->"
     body = (
-        f"{begin}\n`python -m bench.respond` — {cases:,} open cases, SQLite; "
+        f"{begin}\n`python -m bench.respond{_options(args)}` — {args.cases:,} open cases, SQLite; "
         f"{dt.date.today()}, {os.cpu_count()} cores:\n\n{table}\n{end}"
     )
     if begin in text:

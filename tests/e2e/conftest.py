@@ -135,7 +135,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     ctx = Context(settings=settings, engine=engine)
     app = create_app(ctx, web_settings=WebSettings(secret="e2e-" + "s" * 40))
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say
+    # they are TCP; without it every response waited ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))  # the kernel picks a free port; no race with others
     port = sock.getsockname()[1]
     server = _Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

@@ -24,20 +24,21 @@ from reclaim.domain.case import CaseEvent
 from reclaim.services import cases as case_service
 from reclaim.services.cycle import due_at
 from reclaim.store import cases as store
-from reclaim.store.engine import is_sqlite
+from reclaim.store.engine import begin_write, is_sqlite
 
 MAX_REASON = 500  # characters kept of a free-text reason
 RESTORE_REQUESTED = "restore_requested"  # the case event recording "I need it back"
 _T = TypeVar("_T")
 _SQLITE_WRITES = threading.Lock()
+_ASKING = frozenset({dc.CaseState.ASKED, dc.CaseState.REMINDED})
 
 
 def writing(engine: Engine) -> AbstractContextManager[object]:
     """On SQLite, one writer at a time from this process.
 
-    The case services read, then write, in one deferred transaction; two of those
-    racing on SQLite end in "database is locked" at once (a snapshot cannot be
-    upgraded; busy_timeout does not apply), so the page's writes queue here.
+    The writes below begin IMMEDIATE, so writers from other processes wait their turn
+    on busy_timeout; within one process a lock hands the turn over at once, where
+    SQLite's busy handler would sleep and poll.
     """
     return _SQLITE_WRITES if is_sqlite(engine) else nullcontext()
 
@@ -77,6 +78,50 @@ def with_restore_request(case: dc.Case, *, at: dt.datetime, reason: str | None) 
     return replace(case, history=(*case.history, event))
 
 
+def record_answer(
+    engine: Engine,
+    settings: Settings,
+    case_id: int,
+    *,
+    check: Callable[[str], bool | None],
+    keep: bool,
+    reason: str | None,
+    now: dt.datetime,
+) -> tuple[store.StoredCase, bool, bool] | None:
+    """Record an answer in one write transaction: load the case, ask ``check`` about
+    its person (None: the link is not for them; True: it has expired; False: valid),
+    and record the answer if the question is still open.
+
+    Returns (the case as it now stands, expired, recorded now), or None for a link
+    that is not valid for this case. The answer is the same record as ``reclaim
+    answer``'s (``services.cases.answer``): the domain's ``record_answer``, saved with
+    the policy's next due time; the first answer counts.
+    """
+    policies = {p.name: p for p in settings.policies}
+    for _ in range(case_service.RETRIES):
+        with begin_write(engine) as conn:
+            stored = store.load_case(conn, case_id)
+            if stored is None:
+                return None
+            expired = check(stored.case.user)
+            if expired is None:
+                return None
+            if expired or stored.case.state not in _ASKING:
+                return stored, expired, False
+            case = dc.record_answer(stored.case, at=now, keep=keep, reason=reason)
+            policy = policies.get(case.policy)
+            due = (
+                None
+                if policy is None
+                else due_at(case, authorized_key=stored.authorized_key, policy=policy, now=now)
+            )
+            try:
+                return store.save_case(conn, stored, case, next_due_at=due), False, True
+            except store.StaleCase:
+                continue  # PostgreSQL: another writer got there first; look again
+    raise case_service.CaseActionError(f"case #{case_id} keeps changing; try again")
+
+
 def change_case(
     engine: Engine,
     settings: Settings,
@@ -88,7 +133,7 @@ def change_case(
     """Apply ``move`` to the latest case, reloading on version conflicts."""
     policies = {p.name: p for p in settings.policies}
     for _ in range(case_service.RETRIES):
-        with engine.begin() as conn:
+        with begin_write(engine) as conn:
             stored = store.load_case(conn, case_id)
             assert stored is not None
             case = move(stored.case)

@@ -7,9 +7,10 @@ the page what to show. Rules:
 - the token is checked against the case's own person (:func:`tokens.verify`); any
   bad, edited or foreign token gets the same ``invalid`` view, which reveals nothing;
 - opening a link never changes anything: answers are recorded by :func:`answer` only
-  (the page calls it on POST), through the same service as ``reclaim answer``
-  (:func:`reclaim.services.cases.answer`), so the first answer counts whichever way it
-  came, and a second one shows the recorded answer;
+  (the page calls it on POST), as the same record as ``reclaim answer``
+  (:func:`reclaim.services.cases.answer`: the domain's ``record_answer`` on the stored
+  case), in one write transaction that also checks the token, so the first answer
+  counts whichever way it came, and a second one shows the recorded answer;
 - after a release, the same link offers "I need it back" for
   ``campaigns.restore_window_days`` (even once the link's answer deadline has passed):
   before the removal was sent, that cancels the case (the seat never left); after it,
@@ -26,12 +27,13 @@ import logging
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from reclaim.campaigns.response_writes import (
     RESTORE_REQUESTED,
     change_case,
     clean_reason,
+    record_answer,
     sqlite_retry,
     with_restore_request,
     writing,
@@ -42,10 +44,8 @@ from reclaim.config import Settings
 from reclaim.domain import case as dc
 from reclaim.domain.case import CaseState
 from reclaim.domain.policy import Policy
-from reclaim.services import cases as case_service
 from reclaim.services.restore import RESTORABLE, RestoreError, restore_case
 from reclaim.store import cases as store
-from reclaim.store.tables import cases, users
 from reclaim.workflows.directory import DirectoryFactory
 
 log = logging.getLogger(__name__)
@@ -125,33 +125,28 @@ class Responder:
 
     def answer(self, token: str, *, keep: bool, reason: str | None, now: dt.datetime) -> LinkView:
         """Record the answer unless the case was answered already (the first counts)."""
-        # The common case is an open question: check the token against the case's
-        # person with one small read, and leave loading the whole case to the service.
-        found = self._identify(token, now=now)
-        if found is None:
+        case_id = _case_id(token)
+        if case_id is None:
             return LinkView(LinkState.INVALID)
-        case_id, state, expired = found
-        answerable = not expired and state in (_S.ASKED.value, _S.REMINDED.value)
-        if answerable:
-            try:
-                with writing(self.engine):
-                    saved = sqlite_retry(
-                        lambda: case_service.answer(
-                            self.engine,
-                            self.settings,
-                            case_id,
-                            keep=keep,
-                            now=now,
-                            reason=clean_reason(reason),
-                        )
-                    )
-                return replace(self._describe(saved, now=now, expired=False), just_now=True)
-            except case_service.CaseActionError:
-                pass  # someone (another click, the worker timing it out) got there first
-        with self.engine.connect() as conn:
-            latest = store.load_case(conn, case_id)
-        assert latest is not None  # cases are never deleted
-        return self._describe(latest, now=now, expired=expired)
+        # One write transaction: the token is checked against the case's person as
+        # loaded in it, and the answer recorded there (no read beforehand).
+        with writing(self.engine):
+            outcome = sqlite_retry(
+                lambda: record_answer(
+                    self.engine,
+                    self.settings,
+                    case_id,
+                    check=lambda upn: self._check(token, case_id=case_id, upn=upn, now=now),
+                    keep=keep,
+                    reason=clean_reason(reason),
+                    now=now,
+                )
+            )
+        if outcome is None:
+            return LinkView(LinkState.INVALID)
+        stored, expired, recorded = outcome
+        view = self._describe(stored, now=now, expired=expired)
+        return replace(view, just_now=True) if recorded else view
 
     def request_restore(self, token: str, *, reason: str | None, now: dt.datetime) -> LinkView:
         """ "I need it back": cancel a removal not sent yet, else restore or record it."""
@@ -211,22 +206,6 @@ class Responder:
         if expired is None or (expired and not expired_ok):
             return None
         return stored, expired
-
-    def _identify(self, token: str, *, now: dt.datetime) -> tuple[int, str, bool] | None:
-        """(case id, state, expired) behind an authentic token; None for any other."""
-        case_id = _case_id(token)
-        if case_id is None:
-            return None
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(users.c.upn, cases.c.state)
-                .join(users, users.c.id == cases.c.user_id)
-                .where(cases.c.id == case_id)
-            ).first()
-        if row is None:
-            return None
-        expired = self._check(token, case_id=case_id, upn=row.upn, now=now)
-        return None if expired is None else (case_id, str(row.state), expired)
 
     def _check(self, token: str, *, case_id: int, upn: str, now: dt.datetime) -> bool | None:
         """True: authentic but expired; False: valid; None: not valid for this case."""

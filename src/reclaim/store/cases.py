@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from reclaim.domain.case import OPEN, Action, Case, CaseEvent, CaseState, idempotency_key
 from reclaim.store.tables import case_events, cases, memberships, policies, users
@@ -99,31 +99,49 @@ def _base() -> Any:
     )
 
 
+_EVENT_COLUMNS = (
+    case_events.c.case_id,
+    case_events.c.at,
+    case_events.c.from_state,
+    case_events.c.to_state,
+    case_events.c.cause,
+    case_events.c.data,
+)
+# One case and its history, by id: statements built once, so that SQLAlchemy finds
+# their compiled form by a cache key it computed once too.
+_ONE_CASE = _base().where(cases.c.id == bindparam("id"))
+_ONE_HISTORY = (
+    select(*_EVENT_COLUMNS)
+    .where(case_events.c.case_id == bindparam("id"))
+    .order_by(case_events.c.seq)
+)
+
+
 def _events(conn: Connection, ids: Sequence[int]) -> dict[int, list[CaseEvent]]:
     found: dict[int, list[CaseEvent]] = defaultdict(list)
     for i in range(0, len(ids), 900):
         rows = conn.execute(
-            select(
-                case_events.c.case_id,
-                case_events.c.at,
-                case_events.c.from_state,
-                case_events.c.to_state,
-                case_events.c.cause,
-                case_events.c.data,
-            )
+            select(*_EVENT_COLUMNS)
             .where(case_events.c.case_id.in_(list(ids[i : i + 900])))
             .order_by(case_events.c.case_id, case_events.c.seq)
         )
-        for cid, at, was, to, cause, data in rows:
-            found[int(cid)].append(
-                CaseEvent(
-                    dt.datetime.fromtimestamp(int(at), UTC),
-                    CaseState(was) if was else None,
-                    CaseState(to),
-                    cause,
-                    json.loads(data),
-                )
+        for cid, events in _events_of(rows).items():
+            found[cid] += events
+    return found
+
+
+def _events_of(rows: Iterable[Any]) -> dict[int, list[CaseEvent]]:
+    found: dict[int, list[CaseEvent]] = defaultdict(list)
+    for cid, at, was, to, cause, data in rows:
+        found[int(cid)].append(
+            CaseEvent(
+                dt.datetime.fromtimestamp(int(at), UTC),
+                CaseState(was) if was else None,
+                CaseState(to),
+                cause,
+                json.loads(data),
             )
+        )
     return found
 
 
@@ -171,8 +189,13 @@ def load_cases(conn: Connection, ids: Sequence[int]) -> list[StoredCase]:
 
 def load_case(conn: Connection, case_id: int) -> StoredCase | None:
     """One case by id, or None."""
-    found = load_cases(conn, [case_id])
-    return found[0] if found else None
+    # Built once (see _ONE_CASE): the response page loads a case per request, and
+    # building and hashing the select each time cost more than running it.
+    row = conn.execute(_ONE_CASE, {"id": case_id}).first()
+    if row is None:
+        return None
+    history = _events_of(conn.execute(_ONE_HISTORY, {"id": case_id}))
+    return _build(row, history[int(row.id)])
 
 
 def find_cases(
@@ -302,11 +325,7 @@ def save_case(
     if case.history[:known] != stored.case.history:
         raise ValueError("a saved case must extend the history it was loaded with")
     values = {**_state_values(case), **changes, "version": stored.version + 1}
-    result = conn.execute(
-        update(cases)
-        .where(cases.c.id == stored.id, cases.c.version == stored.version)
-        .values(**values)
-    )
+    result = conn.execute(_SAVE, {**values, "_id": stored.id, "_version": stored.version})
     if result.rowcount != 1:
         raise StaleCase(f"case {stored.id} changed since it was loaded")
     _insert_events(conn, stored.id, case.history[known:], known)
@@ -320,6 +339,12 @@ def save_case(
     kept = {k: v for k, v in changes.items() if k in _BOOKKEEPING}
     return replace(stored, case=case, version=stored.version + 1, **kept)
 
+
+# Built once: the SET clause follows the keys of the parameters passed, and SQLAlchemy
+# caches the compiled form per set of keys (building the update each time cost more).
+_SAVE = update(cases).where(
+    cases.c.id == bindparam("_id"), cases.c.version == bindparam("_version")
+)
 
 _BOOKKEEPING = frozenset(
     {

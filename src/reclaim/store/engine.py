@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+#: Connection execution option marking a transaction that will write (see begin_write).
+WRITE_OPTION = "reclaim_writes"
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -46,7 +51,27 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE only when the caller said it will write: SQLAlchemy begins every
+            # transaction, reads included, through here, and an IMMEDIATE read would
+            # queue behind an import's long write.
+            writes = conn.get_execution_options().get(WRITE_OPTION)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+@contextmanager
+def begin_write(engine: Engine) -> Iterator[Connection]:
+    """A transaction that reads, then writes: like ``engine.begin()``, but on SQLite it
+    takes the write lock at BEGIN (``BEGIN IMMEDIATE``).
+
+    Why: a deferred transaction that read first cannot take the write lock once another
+    writer has committed (SQLite answers "database is locked" at once; busy_timeout
+    does not apply), whereas BEGIN IMMEDIATE waits its turn on busy_timeout. Other
+    databases see a plain BEGIN.
+    """
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn

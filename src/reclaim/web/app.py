@@ -86,6 +86,8 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every log line of a request has its id
 
+    # First: employees' answers are the busiest route, and routes are tried in order.
+    app.include_router(respond.router)  # the employee response page (campaigns)
     app.include_router(build_router())
     app.include_router(login.router)
     app.include_router(pages.router)
@@ -93,7 +95,6 @@ def create_app(
     app.include_router(cases.router)
     app.include_router(plans.router)
     app.include_router(ops.router)
-    app.include_router(respond.router)  # the employee response page (campaigns)
     app.include_router(ops_routes.router)  # /healthz, /readyz, /metrics
     app.mount("/static", StaticFiles(packages=[("reclaim.web", "static")]), name="static")
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

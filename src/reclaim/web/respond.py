@@ -29,12 +29,14 @@ from zoneinfo import ZoneInfo
 import anyio.to_thread
 from anyio import CapacityLimiter
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Template
 
 from reclaim.campaigns.response_writes import MAX_REASON
 from reclaim.campaigns.responses import LinkState, LinkView, Responder
 from reclaim.campaigns.templating import human_date, human_when
 from reclaim.secrets import SecretError
+from reclaim.store.engine import is_sqlite
 from reclaim.web.state import web_state
 from reclaim.web.ui.render import templates
 
@@ -75,16 +77,25 @@ async def respond_css() -> Response:
     return Response(_css(), media_type="text/css", headers={"Cache-Control": "max-age=3600"})
 
 
-@router.get("/respond/{token}")
-async def show(request: Request, token: str, choice: str | None = None) -> Response:
-    """Show the question (or the recorded answer, or why the link no longer works)."""
+async def show(request: Request) -> Response:
+    """Show the question (or the recorded answer, or why the link no longer works).
+
+    ``GET /respond/{token}[?choice=keep|release]``: a plain Starlette route, since
+    FastAPI's parameter solving cost a tenth of this page's time and there is nothing
+    to validate (any token string is looked at; any other choice is ignored).
+    """
+    token: str = request.path_params["token"]
+    choice = request.query_params.get("choice")
     responder = _responder(request)
     if responder is None:
         return _unavailable(request)
     now = _now(request)
-    view = await _in_thread(lambda: responder.view(token, now=now))
+    view = await _read(responder, lambda: responder.view(token, now=now))
     picked = choice if choice in ("keep", "release") else None
     return _page(request, view, token=token, picked=picked)
+
+
+router.add_route("/respond/{token}", show, methods=["GET"], include_in_schema=False)
 
 
 @router.post("/respond/{token}")
@@ -99,7 +110,7 @@ async def submit(
         return _unavailable(request)
     now = _now(request)
     if choice not in ("keep", "release"):
-        view = await _in_thread(lambda: responder.view(token, now=now))
+        view = await _read(responder, lambda: responder.view(token, now=now))
         return _page(request, view, token=token, error="Choose Keep it or Release it.")
     view = await _in_thread(
         lambda: responder.answer(token, keep=choice == "keep", reason=reason, now=now)
@@ -127,6 +138,19 @@ _LIMITERS: dict[int, CapacityLimiter] = {}
 #: of Python; dozens of threads fighting for the GIL at once made every one of them
 #: slower (measured with bench/respond.py: throughput fell as clients grew).
 DB_THREADS = 4
+
+
+async def _read(responder: Responder, work: Callable[[], LinkView]) -> LinkView:
+    """Run a read of the store: on SQLite, right here on the event loop.
+
+    A WAL-mode read never waits for a writer and takes a fraction of a millisecond,
+    less than handing it to a worker thread and back cost (measured with
+    bench/respond.py). Writes, which may wait for another process's write, and reads
+    over a network (PostgreSQL) go to a thread.
+    """
+    if is_sqlite(responder.engine):
+        return work()
+    return await _in_thread(work)
 
 
 async def _in_thread(work: Callable[[], LinkView]) -> LinkView:
@@ -215,19 +239,24 @@ def _page(
         "max_reason": MAX_REASON,
     }
     status = 400 if error else _STATUS[view.state]
-    response = templates().TemplateResponse(
-        request, _PAGE[view.state], context, status_code=status, headers=_HEADERS
-    )
-    return response
+    return _html(_PAGE[view.state], context, status)
 
 
 def _unavailable(request: Request) -> Response:
-    return templates().TemplateResponse(
-        request, "respond/unavailable.html", _common(request), status_code=503, headers=_HEADERS
-    )
+    return _html("respond/unavailable.html", _common(request), 503)
 
 
 def _forbidden(request: Request) -> Response:
-    return templates().TemplateResponse(
-        request, "respond/forbidden.html", _common(request), status_code=403, headers=_HEADERS
-    )
+    return _html("respond/forbidden.html", _common(request), 403)
+
+
+@cache
+def _template(name: str) -> Template:
+    """Loaded once: the shared environment would check the file's time on every use."""
+    return templates().env.get_template(name)
+
+
+def _html(name: str, context: dict[str, Any], status: int) -> Response:
+    # These pages use no ``request`` or ``url_for`` in their templates: rendering them
+    # directly skips Starlette's per-response template lookup and context building.
+    return HTMLResponse(_template(name).render(context), status_code=status, headers=_HEADERS)
