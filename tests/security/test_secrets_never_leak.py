@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -128,7 +129,7 @@ async def _web_requests(ctx: Context, api_token: str) -> list[str]:
             ("GET", "/readyz", {}),
             ("GET", "/metrics", {"headers": auth}),
         ]:
-            r = await c.request(method, path, **kw)
+            r = await c.request(method, path, **cast(dict[str, Any], kw))
             out.append(f"{r.status_code} {dict(r.headers)} {r.text}")
     return out
 

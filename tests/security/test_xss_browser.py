@@ -48,7 +48,12 @@ def test_no_dialog_fires_on_any_page(tmp_path: Path) -> None:
         try:
             page: Any = browser.new_page()
             page.set_default_timeout(10_000)
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+            def on_dialog(dialog: Any) -> None:
+                dialogs.append(dialog.message)
+                dialog.dismiss()
+
+            page.on("dialog", on_dialog)
             page.goto(f"{url}/login")
             page.fill("input[name=email]", ADMIN_EMAIL)
             page.fill("input[name=password]", ADMIN_PASSWORD)

@@ -89,7 +89,7 @@ class CampaignWorld:
                     notifications.c.channel,
                 ).order_by(notifications.c.id)
             )
-            return [tuple(r) for r in rows]  # type: ignore[misc]
+            return [tuple(r) for r in rows]
 
 
 @contextmanager

@@ -42,7 +42,7 @@ def test_an_open_case_of_a_newly_protected_user_is_closed(db_url: str, tmp_path:
     assert outcome.closed == [("idle0@x.test", "excluded")]
     closed = world.case("idle0@x.test").case
     assert closed.state is CaseState.CANCELLED
-    assert "safety.protected_users" in (closed.history[-1].data.get("detail") or "")
+    assert "safety.protected_users" in str(closed.history[-1].data.get("detail"))
 
 
 def test_the_gate_refuses_a_protected_user_whose_removal_was_already_planned(

@@ -44,9 +44,10 @@ def test_a_reload_that_needs_a_restart_is_refused_whole(
     world.cycle()
     worker = world.worker()
     before = worker.settings
-    ldap = LdapSettings(
-        hosts=("dc1.corp.example",), base_dn="DC=corp", bind_user="svc", bind_password="env:X"
-    )  # type: ignore[arg-type]
+    ldap = LdapSettings.model_validate(
+        {"hosts": ["dc1.corp.example"], "base_dn": "DC=corp", "bind_user": "svc",
+         "bind_password": "env:X"}
+    )  # fmt: skip
     risky = before.model_copy(update={"ldap": ldap, "safety": SafetySettings(paused=True)})
     worker.request_reload(lambda: risky)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
@@ -71,7 +71,7 @@ def license_writes(world: EntraWorld) -> list[tuple[str, str | None]]:
 
 def steps_of(world: EntraWorld, user: str) -> list[dict[str, Any]]:
     history = world.case(user).case.history
-    return [s for e in history for s in e.data.get("steps", [])]
+    return [s for e in history for s in cast(list[dict[str, Any]], e.data.get("steps", []))]
 
 
 def test_opted_in_the_direct_seat_goes_after_the_group_removal(

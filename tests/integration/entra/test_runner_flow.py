@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import update
@@ -64,7 +64,7 @@ def make_world(
 def steps_of(world: EntraWorld, user: str) -> list[dict[str, Any]]:
     """Every directory step filed in the user's case history, in order."""
     history = world.case(user).case.history
-    return [s for e in history for s in e.data.get("steps", [])]
+    return [s for e in history for s in cast(list[dict[str, Any]], e.data.get("steps", []))]
 
 
 def deletes(server: GraphServer, uid: str, *, ok: bool | None = True) -> int:

@@ -20,7 +20,7 @@ POLICY = Policy(
 
 def _settings(**safety: bool) -> Settings:
     return Settings(
-        safety=SafetySettings(**safety),
+        safety=SafetySettings.model_validate(safety),
         ldap=LdapSettings(
             hosts=("127.0.0.1",),
             base_dn="DC=corp,DC=example,DC=test",

@@ -57,8 +57,8 @@ def test_backup_while_another_connection_writes(store: Engine, tmp_path: Path) -
         now = conn.execute(select(func.count()).select_from(users)).scalar_one()
     assert size == (tmp_path / "copy.db").stat().st_size
     assert 5000 <= copied <= now  # a consistent snapshot from some moment of the run
-    with sqlite3.connect(tmp_path / "copy.db") as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with sqlite3.connect(tmp_path / "copy.db") as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert not (tmp_path / "copy.db.partial").exists()
 
 
