@@ -23,11 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.measure import cpu_seconds, peak_rss_mb
+from bench.measure import cpu_seconds, fresh_pg_database, peak_rss_mb, private_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"sqlite": 1_000_000, "postgresql": 500_000}
@@ -100,29 +99,6 @@ def _run_child(kind: str, *args: str) -> dict[str, float]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _private_postgres(workdir: Path) -> tuple[str, Path]:
-    folder = workdir / "pg"
-    port = 55000 + os.getpid() % 900
-    os.chmod(workdir, 0o755)
-    url = subprocess.run(
-        ["bash", "scripts/pg.sh", "start", str(folder), str(port)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return url, folder
-
-
-def _fresh_pg_database(admin_url: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    with create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
 def main() -> None:
     """Run the benchmark (or, with --child, one measured part of it)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -154,8 +130,8 @@ def main() -> None:
         run_osquery(
             args,
             run_child=_run_child,
-            private_postgres=_private_postgres,
-            fresh_pg_database=_fresh_pg_database,
+            private_postgres=private_postgres,
+            fresh_pg_database=fresh_pg_database,
             stop_postgres=lambda folder: subprocess.run(
                 ["bash", "scripts/pg.sh", "stop", str(folder)], cwd=ROOT, check=False
             ),
@@ -185,8 +161,8 @@ def main() -> None:
             if args.db in ("postgresql", "both"):
                 admin = args.pg_url
                 if not admin:
-                    admin, pg_folder = _private_postgres(work)
-                r = _run_child("import", str(path), _fresh_pg_database(admin), str(work))
+                    admin, pg_folder = private_postgres(work)
+                r = _run_child("import", str(path), fresh_pg_database(admin), str(work))
                 rows.append(("Reclaim import → PostgreSQL", r, "postgresql"))
         finally:
             if pg_folder is not None:

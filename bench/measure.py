@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import resource
+import subprocess
+import uuid
 from pathlib import Path
 
 
@@ -24,3 +27,32 @@ def cpu_seconds() -> tuple[float, float]:
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def private_postgres(workdir: Path) -> tuple[str, Path]:
+    """Start a private PostgreSQL under ``workdir`` (scripts/pg.sh); (admin URL, folder).
+    Stop it with ``scripts/pg.sh stop FOLDER``."""
+    folder = workdir / "pg"
+    port = 55000 + os.getpid() % 900
+    os.chmod(workdir, 0o755)  # as root, PostgreSQL runs as 'postgres' and must reach it
+    url = subprocess.run(
+        ["bash", "scripts/pg.sh", "start", str(folder), str(port)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    return url, folder
+
+
+def fresh_pg_database(admin_url: str, prefix: str = "bench") -> str:
+    """Create an empty database on the server of ``admin_url``; its URL."""
+    from sqlalchemy import create_engine, text
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return admin_url.rsplit("/", 1)[0] + "/" + name

@@ -36,8 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import _fresh_pg_database, _private_postgres
-from bench.measure import peak_rss_mb
+from bench.measure import fresh_pg_database, peak_rss_mb, private_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 10, 31)  # the last day of generated data (decide_data's end - 1)
@@ -51,7 +50,7 @@ _MADE: list[str] = []  # databases made on the given server, dropped at the end
 
 def fresh_database(admin_url: str) -> str:
     """A new empty database on the server (dropped when the benchmark ends)."""
-    url = _fresh_pg_database(admin_url)
+    url = fresh_pg_database(admin_url)
     _MADE.append(url)
     return url
 
@@ -330,7 +329,7 @@ def main() -> None:
     sections: list[str] = []
     with tempfile.TemporaryDirectory(prefix="reclaim-scale-") as name:
         tmp = Path(name)
-        admin_url, pg_dir = (args.pg_url, None) if args.pg_url else _private_postgres(tmp)
+        admin_url, pg_dir = (args.pg_url, None) if args.pg_url else private_postgres(tmp)
         try:
             if "eval" in parts:
                 rows, shape = bench_eval(admin_url, args, tmp)

@@ -24,13 +24,13 @@ import statistics
 import subprocess
 import tempfile
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert
 
+from bench.measure import fresh_pg_database, private_postgres
 from reclaim.domain import case as dc
 from reclaim.domain.case import OPEN, Action, Case
 from reclaim.domain.policy import Campaign, GroupRef, NoResponse, Policy, SeatCost, Workflow
@@ -305,28 +305,6 @@ async def measure(
     return out
 
 
-def _private_postgres(work: Path) -> tuple[str, Path]:
-    folder, port = work / "pg", 55000 + os.getpid() % 900
-    os.chmod(work, 0o755)
-    url = subprocess.run(
-        ["bash", "scripts/pg.sh", "start", str(folder), str(port)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    return url, folder
-
-
-def _fresh_pg_database(admin_url: str) -> str:
-    from sqlalchemy import create_engine, text
-
-    name = f"bench_web_{uuid.uuid4().hex[:8]}"
-    with create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    return admin_url.rsplit("/", 1)[0] + "/" + name
-
-
 def run_one(
     url: str, work: Path, n_cases: int, runs: int
 ) -> tuple[float, list[tuple[str, float, float]]]:
@@ -366,8 +344,8 @@ def main() -> None:
         if args.db in ("postgresql", "both"):
             admin = args.pg_url
             if not admin:
-                admin, pg_folder = _private_postgres(work)
-            targets.append(("PostgreSQL", _fresh_pg_database(admin)))
+                admin, pg_folder = private_postgres(work)
+            targets.append(("PostgreSQL", fresh_pg_database(admin, "bench_web")))
         try:
             for label, url in targets:
                 gen, results = run_one(url, work, args.cases, args.runs)
