@@ -298,7 +298,7 @@ def members_list(
     if as_json:
         print_json(rows)
         return
-    out.print(_members_table(pol.name, rows, day, limit=None))
+    out.print(_members_table(pol.name, rows, day))
 
 
 def _parse_day(text: str | None) -> dt.date:
@@ -342,7 +342,7 @@ def _member_rows(ctx: Context, pol: Any, day: dt.date) -> list[dict[str, Any]]:
     ]
 
 
-def _members_table(name: str, rows: list[dict[str, Any]], day: dt.date, limit: int | None) -> Table:
+def _members_table(name: str, rows: list[dict[str, Any]], day: dt.date) -> Table:
     window = rows[0]["window_days"] if rows else 90
     table = Table(
         "user",
@@ -353,7 +353,7 @@ def _members_table(name: str, rows: list[dict[str, Any]], day: dt.date, limit: i
         title=f"{name}: {len(rows)} members (as of {day})",
         title_justify="left",
     )
-    for r in rows[:limit]:
+    for r in rows:
         last = f"{r['last_used']} ({r['days_since_use']} d ago)" if r["last_used"] else "never"
         table.add_row(
             r["user"],
@@ -362,8 +362,6 @@ def _members_table(name: str, rows: list[dict[str, Any]], day: dt.date, limit: i
             f"{r['minutes_in_window']:,.0f}",
             r["last_observed"] or "no data",
         )
-    if limit is not None and len(rows) > limit:
-        table.caption = f"… and {len(rows) - limit} more (reclaim members list --policy '{name}')"
     return table
 
 

@@ -339,22 +339,6 @@ def report(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
         )
 
 
-def demo_decisions(ctx: Context, now: dt.datetime) -> None:
-    """The demo's last part: each policy's verdicts, and what the next run would do."""
-    from reclaim.services.plans import preview
-
-    with working("deciding …"):
-        made = preview(ctx.engine, settings=ctx.settings, policies=ctx.settings.policies, now=now)
-    out.print()
-    out.print("[bold]Verdicts[/] (reclaim candidates):")
-    for pv in made.verdicts:
-        out.print("  " + breakdown_line(pv), highlight=False)
-    out.print()
-    out.print("[bold]What the next run would do[/] (reclaim plan):")
-    for line in plan_lines(made.plan, plan_id=made.plan_id, status=made.status, items=False):
-        out.print("  " + line, highlight=False, markup=False)
-
-
 def register_decisions(app: typer.Typer) -> None:
     """Add the decision commands to the ``reclaim`` app."""
     import reclaim.cli_cases  # defines the cases and tasks commands
