@@ -16,6 +16,7 @@ from reclaim.cli_decisions import selected_policies, working
 from reclaim.cli_render import cycle_lines, plan_lines, step_lines
 from reclaim.config import load_settings
 from reclaim.domain.policy import Policy
+from reclaim.runner import DEFAULT_CONCURRENCY
 
 
 def run(
@@ -79,6 +80,7 @@ def _worker(ctx: Context, **kwargs: Any) -> Any:
     from reclaim.runner.worker import Worker
     from reclaim.workflows.directory import default_directories
 
+    kwargs.setdefault("concurrency", DEFAULT_CONCURRENCY)
     return Worker(
         engine=ctx.engine,
         settings=ctx.settings,
@@ -160,6 +162,15 @@ def worker(
         float | None, typer.Option("--max-seconds", help="Exit after this long.", min=0)
     ] = None,
     batch: Annotated[int, typer.Option(help="Cases claimed at a time.", min=1)] = 10,
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            help="Cases run at once (threads): they mostly wait for Graph or LDAP. "
+            "1 runs them one by one.",
+            min=1,
+            max=64,
+        ),
+    ] = DEFAULT_CONCURRENCY,
     poll: Annotated[float, typer.Option(help="Seconds between looks when idle.", min=0.1)] = 5.0,
     config: ConfigOpt = None,
 ) -> None:
@@ -171,7 +182,7 @@ def worker(
     workers may run against one database.
     """
     ctx = context(config)
-    w = _worker(ctx, batch=batch, poll_seconds=poll)
+    w = _worker(ctx, batch=batch, concurrency=concurrency, poll_seconds=poll)
 
     def stop(_signum: int, _frame: object) -> None:
         w.stop()

@@ -57,10 +57,17 @@ def kill_tenant(n: int) -> Tenant:
 
 
 def build_kill_world(
-    server: GraphServer, server_clock: ManualClock, db_url: str, tmp: Path, n: int
+    server: GraphServer,
+    server_clock: ManualClock,
+    db_url: str,
+    tmp: Path,
+    n: int,
+    *,
+    ask: bool = True,
 ) -> EntraWorld:
     """The server reset to :func:`kill_tenant`, a store synced from it, usage imported;
-    the E3 policy asks first and may remove all ``n`` in one run."""
+    the E3 policy asks first (unless ``ask`` is False: then the first pass removes) and
+    may remove all ``n`` in one run."""
     server.reset(kill_tenant(n))
     # Many worker processes run on real time against this server: throttling on its
     # fake clock would never refill. Throttling has its own tests.
@@ -71,7 +78,7 @@ def build_kill_world(
             state.last_updated = now - 300 * DAY
     for membership in server.tenant.groups[GROUP].members.values():
         membership.since = now - 300 * DAY
-    text = config_text(server, db_url, tmp / "data", entra_policy("E3", GROUP, ask=True, cap=n))
+    text = config_text(server, db_url, tmp / "data", entra_policy("E3", GROUP, ask=ask, cap=n))
     config = tmp / "reclaim.yaml"
     config.write_text(text, encoding="utf-8")
     settings = parse_settings(text, source=str(config))

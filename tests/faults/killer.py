@@ -5,8 +5,9 @@ points are drawn from a seeded RNG as progress marks (how many cases have got pa
 their removal): when the store shows that much progress, the loop waits a random few
 milliseconds more, so the kill lands anywhere in a case's steps (before the write,
 between the write and its record, inside a store transaction), then SIGKILLs the worker
-by its PID and starts a new one. Workers claim one case at a time, so each kill strands
-at most one case under a dead worker's lease; the test lets those leases run out.
+by its PID and starts a new one. Workers run as in production, several cases at once
+(``--concurrency``, default 8), so a kill lands in the middle of several cases and
+strands each under the dead worker's lease; the test lets those leases run out.
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ class KillLoop:
         return picks
 
     def start_worker(self) -> None:
-        """A new ``reclaim worker`` process (one case per claim, short polls)."""
+        """A new ``reclaim worker`` process (the default concurrency, short polls)."""
         self.started += 1
         log = (self.log_dir / f"worker-{self.started:02d}.log").open("wb")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "reclaim", "worker", "--batch", "1", "--poll", "0.2",
+                [sys.executable, "-m", "reclaim", "worker", "--poll", "0.2",
                  "-c", str(self.config)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip

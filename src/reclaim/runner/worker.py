@@ -1,10 +1,13 @@
 """The worker: runs due scheduled cycles, then claims due cases and executes them.
 
 Any number of workers may run against one database: cases are claimed with leases
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL), cycles with per-tick leases. A worker
-stops gracefully when asked (SIGTERM/SIGINT in the CLI): it finishes the case in hand,
-gives back the leases it still holds, and exits. SIGHUP re-reads the configuration
-between two cases (:mod:`reclaim.runner.reload`).
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL), cycles with per-tick leases. Within a
+worker, up to ``concurrency`` cases run at once, each in its own thread: a case spends
+most of its time waiting for Graph or a domain controller, so overlapping those waits
+is what brings a worker up to the directory's write ceiling (bench/graph_reclaim.py).
+A worker stops gracefully when asked (SIGTERM/SIGINT in the CLI): it finishes the cases
+in hand, gives back the leases it still holds, and exits. SIGHUP re-reads the
+configuration between two cases (:mod:`reclaim.runner.reload`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -69,14 +73,20 @@ class Worker:
         clock: Callable[[], dt.datetime] | None = None,
         owner: str | None = None,
         batch: int = 10,
+        concurrency: int = 1,
         lease_seconds: int = 600,
         poll_seconds: float = 5.0,
         dry_run: bool = False,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.engine = engine
         self.settings = settings
         self.owner = owner or worker_id()
-        self.batch = batch
+        self.concurrency = concurrency
+        # A claim feeds every thread: with fewer cases than threads some would idle.
+        self.batch = max(batch, concurrency)
+        self._pool: ThreadPoolExecutor | None = None
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.stopping = threading.Event()
@@ -94,7 +104,7 @@ class Worker:
         )
 
     def stop(self) -> None:
-        """Ask the worker to finish the case in hand and exit."""
+        """Ask the worker to finish the cases in hand and exit."""
         self.stopping.set()
 
     def request_reload(self, load: Callable[[], Settings]) -> None:
@@ -134,35 +144,87 @@ class Worker:
         fresh = getattr(self.runtime.directories, "new_run", None)
         if callable(fresh):  # users and groups are re-read once per pass, not per case
             fresh()
+        if self.concurrency == 1:
+            self._drain_inline(policy_ids, stats)
+        else:
+            self._drain_concurrent(policy_ids, stats)
+        return stats
+
+    def _claim(self, policy_ids: Sequence[int] | None) -> list[int]:
+        now = int(self.runtime.now().timestamp())
+        with self.engine.begin() as conn:
+            return claim_due(
+                conn,
+                owner=self.owner,
+                now=now,
+                lease_seconds=self.lease_seconds,
+                limit=self.batch,
+                policy_ids=policy_ids,
+            )
+
+    def _drain_inline(self, policy_ids: Sequence[int] | None, stats: WorkerStats) -> None:
+        """One case at a time, in the calling thread."""
         while not self.stopping.is_set():
             self._apply_reload()  # between cases, never in the middle of one
-            now = int(self.runtime.now().timestamp())
-            with self.engine.begin() as conn:
-                ids = claim_due(
-                    conn,
-                    owner=self.owner,
-                    now=now,
-                    lease_seconds=self.lease_seconds,
-                    limit=self.batch,
-                    policy_ids=policy_ids,
-                )
+            ids = self._claim(policy_ids)
             if not ids:
-                break
+                return
             for n, case_id in enumerate(ids):
                 if self.stopping.is_set():
                     self._give_back(ids[n:])
-                    return stats
+                    return
                 try:
                     stats.reports += process_case(self.runtime, case_id)
                 except StopSignal as exc:
                     stats.reports += exc.reports
                     stats.stops.append(str(exc))
                     self._give_back(ids[n + 1 :])
-                    return stats
-        return stats
+                    return
+
+    def _drain_concurrent(self, policy_ids: Sequence[int] | None, stats: WorkerStats) -> None:
+        """Up to ``concurrency`` cases at once; claims more as threads free up.
+
+        A ``StopSignal`` (the directory refuses everything, sign-in is down) halts the
+        pass: cases already running finish, the claimed ones not started go back.
+        """
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="case")
+        pending: deque[int] = deque()
+        running: set[Future[list[StepReport]]] = set()
+        halted = dry = False  # dry: the last claim found nothing due
+        while True:
+            halted = halted or self.stopping.is_set()
+            if not running:
+                self._apply_reload()  # with no case in hand, like the inline loop
+            # A requested reload lets the running cases finish before new ones start.
+            starting = not halted and self._reload is None
+            if starting and len(pending) < self.concurrency and not (dry and running):
+                ids = self._claim(policy_ids)
+                pending.extend(ids)
+                dry = not ids
+            while pending and starting and len(running) < self.concurrency:
+                running.add(self._pool.submit(process_case, self.runtime, pending.popleft()))
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            running -= done
+            if not running:
+                dry = False  # cases just finished may be due again: look once more
+            for future in done:
+                try:
+                    stats.reports += future.result()
+                except StopSignal as exc:
+                    stats.reports += exc.reports
+                    stats.stops.append(str(exc))
+                    halted = True
+        self._give_back(list(pending))
 
     def close(self) -> None:
-        """Close the directory connectors' connections (when the factory has any)."""
+        """Stop the case threads; close the directory connectors' connections (when the
+        factory has any)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         closer = getattr(self.runtime.directories, "close", None)
         if callable(closer):
             closer()

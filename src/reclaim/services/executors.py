@@ -71,7 +71,7 @@ def _save(
 
 def _recheck(rt: Runtime, stored: store.StoredCase, policy: Policy) -> str | None:
     """The reason to cancel because the user used the app again, or None."""
-    with rt.begin() as conn:
+    with rt.read() as conn:
         last = last_use(conn, app_ids=rt.app_ids(conn, policy), user_id=stored.user_id)
     check = recheck_before_removal(stored.case, last)
     return check.reason if check.result is RecheckResult.CANCEL else None
@@ -187,7 +187,7 @@ def _remove(
         _save(rt, stored, case)
         return Done(_report(stored, step, "cancelled", why))
     key = stored.remove_key
-    with rt.begin() as conn:
+    with rt.read() as conn:
         prior = get_write(conn, key)
     if not _is_member(rt, policy, stored.case.user):
         return _absent(rt, stored, policy, step, now)
@@ -195,9 +195,9 @@ def _remove(
         return Done(
             _report(stored, step, "waiting", "manual task open"), due=now_s + MANUAL_RECHECK
         )
+    # The gate checks (dry run, kill switch, protection, cap) in the transaction that
+    # records the write; a refusal there leaves nothing behind and reaches the caller.
     write = Write(policy, stored.case.user, key, stored.id, stored.plan_id)
-    with rt.begin() as conn:
-        rt.gate.check(conn, write)
 
     def mark_sent(conn: Connection) -> None:
         nonlocal stored

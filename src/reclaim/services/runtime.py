@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, select
 
 from reclaim.config import Settings
 from reclaim.domain.policy import Policy
+from reclaim.store.engine import begin_write
 from reclaim.store.facts import app_ids_by_policy
 from reclaim.store.tables import policies as policies_table
 from reclaim.workflows.asker import Asker
@@ -84,7 +85,17 @@ class Runtime:
         self._apps.clear()
 
     def begin(self) -> AbstractContextManager[Connection]:
-        """A transaction (a savepoint on one connection in a dry run)."""
+        """A transaction (a savepoint on one connection in a dry run).
+
+        On SQLite it takes the write lock at BEGIN (:func:`begin_write`): most step
+        transactions read, then write, and with several cases running at once a
+        deferred one would fail at once instead of waiting its turn.
+        """
+        return self.tx() if self.tx is not None else begin_write(self.engine)
+
+    def read(self) -> AbstractContextManager[Connection]:
+        """A transaction that only reads: on SQLite it queues behind no writer (WAL), so
+        the cases running at once hold the write lock only when they write."""
         return self.tx() if self.tx is not None else self.engine.begin()
 
     def now(self) -> dt.datetime:

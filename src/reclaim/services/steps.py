@@ -50,7 +50,7 @@ def process_case(rt: Runtime, case_id: int) -> list[StepReport]:
     due_override: int | None = None
     errors: dict[str, object] = {}
     for _ in range(MAX_STEPS):
-        with rt.begin() as conn:
+        with rt.read() as conn:
             stored = store.load_case(conn, case_id)
             if stored is None:
                 return reports

@@ -122,6 +122,15 @@ def approved(conn: Connection, keys: list[str]) -> set[str]:
     return found
 
 
+def lock_plan(conn: Connection, plan_id: int) -> None:
+    """Hold the plan's row until the transaction ends (PostgreSQL ``FOR UPDATE``), so
+    that two workers — or two threads of one — counting the removals sent under the
+    plan's cap, then recording one more, take turns. SQLite needs no lock here: its
+    writers already take turns (``BEGIN IMMEDIATE``)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(select(plans.c.id).where(plans.c.id == plan_id).with_for_update())
+
+
 def plan_cap(conn: Connection, plan_id: int, policy: str) -> int | None:
     """The removal cap a plan set for ``policy``, or None if the plan has no such policy."""
     content = conn.execute(select(plans.c.content).where(plans.c.id == plan_id)).scalar()

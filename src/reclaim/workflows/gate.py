@@ -31,7 +31,7 @@ from reclaim.connectors.errors import WriteRefused
 from reclaim.domain.policy import Policy
 from reclaim.domain.protection import protected_group_reason, protected_user_reason
 from reclaim.store.leases import paused_in_store
-from reclaim.store.plans import plan_cap
+from reclaim.store.plans import lock_plan, plan_cap
 from reclaim.store.writes import begin_write, finish_write, get_write, removals_sent
 from reclaim.workflows.directory import DirectoryPort, RemoveOutcome
 
@@ -79,6 +79,8 @@ class WriteGate:
                 self._caps[where] = plan_cap(conn, write.plan_id, write.policy.name)
             cap = self._caps[where]
             retry = get_write(conn, write.key) is not None  # already counted once
+            if cap is not None and not retry:
+                lock_plan(conn, write.plan_id)  # count and record under one lock
             if cap is not None and not retry and removals_sent(conn, write.plan_id) >= cap:
                 return f"the cap of {cap} removal(s) for plan {write.plan_id} is used up"
         return None

@@ -11,7 +11,7 @@ the server's fake clock, so Retry-After and backoff never wait for real.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,16 +137,31 @@ class EntraWorld:
         return made
 
     def directories(
-        self, *, dry_run: bool = False, settings: dict[str, Any] | None = None
+        self,
+        *,
+        dry_run: bool = False,
+        settings: dict[str, Any] | None = None,
+        observer: Callable[[dict[str, Any]], None] | None = None,
     ) -> Directories:
-        """The production factory; its Entra client paces itself on the fake clock."""
+        """The production factory; its Entra client paces itself on the fake clock.
+
+        ``observer`` sees each step the adapter records, after it was filed (tests use
+        it to inject a fault at a chosen point of a run).
+        """
 
         def entra(d: Directories) -> Any:
             client = self.client(
                 settings, writes_allowed=d.writes_allowed, dry_run=d.settings.safety.dry_run
             )
+            on_step = d.on_step
+            if observer is not None:
+
+                def on_step(step: dict[str, Any]) -> None:
+                    d.on_step(step)
+                    observer(step)
+
             return entra_directory_factory(
-                d.settings, writes_allowed=d.writes_allowed, on_step=d.on_step, client=client
+                d.settings, writes_allowed=d.writes_allowed, on_step=on_step, client=client
             )
 
         return Directories(

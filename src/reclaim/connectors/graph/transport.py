@@ -59,7 +59,11 @@ def make_http_client(settings: GraphSettings) -> httpx.Client:
         ssl.create_default_context(cafile=settings.ca_file) if settings.ca_file else True
     )
     timeout = httpx.Timeout(settings.read_timeout, connect=settings.connect_timeout)
-    limits = httpx.Limits(max_connections=settings.concurrency * 2 + 2)
+    # Requests in flight are bounded by the callers — ``concurrency`` $batch requests, one
+    # per case a worker runs at once (``reclaim worker --concurrency``, ≤ 64) — so the
+    # pool need not bound them too: a bound below theirs would queue requests into pool
+    # timeouts. Idle connections beyond the keep-alive count are closed.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
     return httpx.Client(
         verify=verify,
         timeout=timeout,
