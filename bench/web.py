@@ -8,6 +8,11 @@ questions in the outbox, plans. Then serves the real app in process (httpx over
 ASGI, a signed-in admin session, the full middleware stack) and times each page
 ``--runs`` times after one warm-up, reporting the median. Target: ≤ 300 ms each.
 
+The app runs as ``reclaim serve`` runs it: pages wait at most 100 ms
+(``RECLAIM_WEB_RENDER_WAIT_MS``) for slow figures being recomputed. So the first
+dashboard (and policies page) answers with a "recomputing…" state; the bench then
+reloads it until the figures are there and reports that time too ("figures ready").
+
 PostgreSQL: a fresh database on ``--pg-url`` (default ``$RECLAIM_TEST_PG_URL``), or a
 private server started with ``scripts/pg.sh`` when neither is given.
 """
@@ -246,10 +251,13 @@ def _flush(engine: Engine, rows: list, events: list, asks: list, *tables: Any) -
         data.clear()
 
 
+RECOMPUTING = 'data-testid="recomputing"'
+
+
 async def measure(
     engine: Engine, data_dir: Path, picked: dict[str, int], runs: int
-) -> list[tuple[str, float, float]]:
-    """(page, first render ms, median of ``runs`` ms) for each page."""
+) -> list[tuple[str, float, float | None, float]]:
+    """(page, first render ms, figures ready ms or None, median of ``runs`` ms) per page."""
     import httpx
 
     from reclaim.bootstrap import Context
@@ -270,10 +278,12 @@ async def measure(
             now=ts(NOW) or 0,
         )
     ctx = Context(settings=Settings(data_dir=str(data_dir), policies=policies()), engine=engine)
-    app = create_app(ctx, now=lambda: NOW, web_settings=WebSettings(secret="b" * 40))
+    settings = WebSettings(secret="b" * 40, render_wait_ms=100)  # as `reclaim serve` runs
+    app = create_app(ctx, now=lambda: NOW, web_settings=settings)
     transport = httpx.ASGITransport(app=app)
     pages = {
         "dashboard (/)": "/",
+        "policies (/policies)": "/policies",
         "cases list (/cases)": "/cases",
         "cases list, filtered (/cases?state=failed&policy=Miro)": "/cases?state=failed&policy=Miro",
         "cases list, half-way down (keyset cursor)": "",
@@ -295,19 +305,30 @@ async def measure(
             f"/cases?cursor={encode_cursor({'before': picked['_count'] // 2})}"
         )
         for label, path in pages.items():
+            t0 = time.perf_counter()
+            r = await c.get(path)
+            first = (time.perf_counter() - t0) * 1000
+            assert r.status_code == 200, (path, r.status_code, r.text[:300])
+            ready = None
+            if RECOMPUTING in r.text:  # what a browser does: reload until the figures are in
+                while RECOMPUTING in r.text:
+                    await asyncio.sleep(0.1)
+                    r = await c.get(path)
+                ready = (time.perf_counter() - t0) * 1000
             times = []
-            for _ in range(runs + 1):
+            for _ in range(runs):
                 t0 = time.perf_counter()
                 r = await c.get(path)
                 times.append((time.perf_counter() - t0) * 1000)
                 assert r.status_code == 200, (path, r.status_code, r.text[:300])
-            out.append((label, times[0], statistics.median(times[1:])))
+                assert RECOMPUTING not in r.text, path
+            out.append((label, first, ready, statistics.median(times)))
     return out
 
 
 def run_one(
     url: str, work: Path, n_cases: int, runs: int
-) -> tuple[float, list[tuple[str, float, float]]]:
+) -> tuple[float, list[tuple[str, float, float | None, float]]]:
     from reclaim.store.engine import make_engine
     from reclaim.store.migrate import upgrade
 
@@ -332,8 +353,9 @@ def main() -> None:
     ap.add_argument("--write-readme", action="store_true")
     args = ap.parse_args()
     lines = [
-        f"| database | page | first render ms | median of {args.runs} ms | target |",
-        "|---|---|---:|---:|---|",
+        f"| database | page | first render ms | figures ready ms | median of {args.runs} ms "
+        "| target |",
+        "|---|---|---:|---:|---:|---|",
     ]
     with tempfile.TemporaryDirectory(prefix="bench-web-") as tmp:
         work = Path(tmp)
@@ -350,9 +372,10 @@ def main() -> None:
             for label, url in targets:
                 gen, results = run_one(url, work, args.cases, args.runs)
                 print(f"{label}: generated {args.cases:,} cases in {gen:.1f} s", flush=True)
-                for page, first, median in results:
+                for page, first, ready, median in results:
                     verdict = "met" if median <= TARGET_MS else "NOT met"
-                    cells = (label, page, f"{first:,.0f}", f"{median:,.0f}")
+                    shown = "–" if ready is None else f"{ready:,.0f}"
+                    cells = (label, page, f"{first:,.0f}", shown, f"{median:,.0f}")
                     lines.append(f"| {' | '.join(cells)} | ≤ {TARGET_MS} ms: {verdict} |")
         finally:
             if pg_folder is not None:

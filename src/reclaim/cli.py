@@ -375,17 +375,47 @@ def demo(
         int, typer.Option(help="People in the generated organization.", min=50, max=20000)
     ] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the generated organization and answers.")] = 42,
+    serve: Annotated[
+        bool | None,
+        typer.Option(
+            "--serve/--no-serve",
+            help="Then serve the admin web app with a one-time sign-in link "
+            "(default: when run on a terminal).",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int,
+        typer.Option(help="Port for --serve on 127.0.0.1 (0: any free port).", min=0, max=65535),
+    ] = 8080,
 ) -> None:
     """Run the whole Entra ID loop on a generated tenant (bundled Graph server, SQLite).
 
     Generates an organization, starts the bundled Graph server on 127.0.0.1, syncs the
     license groups, asks, simulates answers over a few weeks and removes the released
-    seats through Graph, then prints what was reclaimed. Needs no configuration.
+    seats through Graph, then prints what was reclaimed. Needs no configuration. On a
+    terminal it then serves the admin web app and prints a one-time admin sign-in link
+    (Ctrl-C stops it).
     """
-    from reclaim.demo.run import DemoError, run_demo
+    from reclaim.demo.run import DemoError, DemoResult, run_demo
+
+    if serve is None:
+        serve = sys.stdin.isatty() and sys.stdout.isatty()
+
+    def then(result: DemoResult) -> None:
+        from reclaim.demo.serve import serve_demo
+
+        serve_demo(result, console=out, port=port)
 
     try:
-        run_demo(data_dir=data_dir, users=users, seed=seed, console=out, now=now_utc())
+        run_demo(
+            data_dir=data_dir,
+            users=users,
+            seed=seed,
+            console=out,
+            now=now_utc(),
+            then=then if serve else None,
+        )
     except DemoError as exc:
         fail(str(exc))
 

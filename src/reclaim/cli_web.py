@@ -1,4 +1,5 @@
-"""CLI commands for the web app: ``serve``, ``tokens`` and ``accounts``.
+"""CLI commands for the web app: ``serve``, ``tokens`` and ``accounts`` (with one-time
+sign-in links).
 
 Registered on the main ``reclaim`` app by :func:`register`. Every change made here is
 written to the audit log as actor kind ``cli``, named after the operating-system user.
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import logging
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -78,12 +77,10 @@ def serve(
 ) -> None:
     """Run the web app with uvicorn; unless --no-worker, also the scheduler and one
     worker in a background thread (stopped cleanly, after the case in hand, on exit)."""
-    import uvicorn
-
     from reclaim.cli import context, err, fail, out
     from reclaim.web.app import create_app
     from reclaim.web.background import BackgroundWorker
-    from reclaim.web.security import RedactQueryFilter
+    from reclaim.web.server import listen, run_server
     from reclaim.web.settings import WebSettingsError
 
     ctx = context(config)
@@ -91,44 +88,32 @@ def serve(
         web = create_app(ctx)
     except WebSettingsError as exc:
         fail(str(exc))
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
     out.print(
         f"Reclaim web app on http://{host}:{port}/ (API: /api/v1, OpenAPI: /api/v1/openapi.json)"
     )
-    server_config = uvicorn.Config(
-        web,
-        host=host,
-        port=port,
-        proxy_headers=forwarded_allow_ips is not None,
-        forwarded_allow_ips=forwarded_allow_ips,
-        server_header=False,
-        log_level="info",
-    )
-    # uvicorn set its loggers up just now (in Config): add the filter after that.
-    logging.getLogger("uvicorn.access").addFilter(RedactQueryFilter())
     background = None if no_worker else BackgroundWorker(ctx)
-
-    def on_signal(_signum: int, _frame: object) -> None:
-        # uvicorn captures SIGINT/SIGTERM while it serves and, after its graceful
-        # shutdown, raises them again to the handler that was there before: this one,
-        # so that the worker is stopped below instead of the process being killed.
-        if background is not None:
-            background.worker.stop()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     if background is not None:
-        background.start()
         err.print(f"worker {background.owner} started in this process", highlight=False)
-    try:
-        uvicorn.Server(server_config).run()
-    finally:
-        if background is not None:
-            stopped = background.stop()
-            err.print(
-                f"worker {background.owner} "
-                + ("stopped" if stopped else "still busy after 60 s; exiting anyway"),
-                highlight=False,
-            )
+
+    def stopped(in_time: bool) -> None:
+        assert background is not None
+        err.print(
+            f"worker {background.owner} "
+            + ("stopped" if in_time else "still busy after 60 s; exiting anyway"),
+            highlight=False,
+        )
+
+    run_server(
+        web,
+        sock,
+        forwarded_allow_ips=forwarded_allow_ips,
+        background=background,
+        on_stopped=stopped,
+    )
 
 
 # -- tokens -------------------------------------------------------------------------------
@@ -346,3 +331,51 @@ def accounts_list(
             _when(a.last_login),
         )
     out.print(table)
+
+
+@accounts_app.command("login-link")
+def accounts_login_link(
+    email: Annotated[str, typer.Argument(help="The account's e-mail address.")],
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            envvar="RECLAIM_WEB_URL",
+            help="The web app's address as the browser reaches it.",
+        ),
+    ] = "http://127.0.0.1:8080",
+    minutes: Annotated[int, typer.Option(help="How long the link works.", min=1, max=60)] = 15,
+    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="RECLAIM_CONFIG")] = None,
+) -> None:
+    """Print a one-time sign-in link for an account with a password.
+
+    The link signs that account in once, within --minutes, in whichever browser opens
+    it first: hand it over as you would a password. The server must use the same web
+    secret (RECLAIM_WEB_SECRET or DATA_DIR/web-secret) as this command.
+    """
+    from reclaim.cli import context, err, fail, now_utc
+    from reclaim.web.auth.login_links import LoginLinkError, create_login_link
+    from reclaim.web.settings import WebSettings, WebSettingsError
+
+    ctx = context(config)
+    try:
+        secret = WebSettings.from_env(ctx.settings.resolved_data_dir()).secret
+        with ctx.engine.begin() as conn:
+            link = create_login_link(
+                conn,
+                email=email,
+                secret=secret,
+                base_url=url,
+                actor=_cli_actor(),
+                now=int(now_utc().timestamp()),
+                minutes=minutes,
+            )
+    except (LoginLinkError, WebSettingsError) as exc:
+        fail(str(exc))
+    err.print(
+        f"one-time sign-in link for {link.email}, valid until {_when(link.expires)} UTC "
+        "or its first use:",
+        highlight=False,
+    )
+    # The link alone on stdout, so that `reclaim accounts login-link … | xclip` works.
+    typer.echo(link.url)

@@ -52,6 +52,9 @@ class SafetySettings(Strict):
     protected_users: tuple[str, ...] = ()
     # Group ids, DNs, SIDs, sAMAccountNames or names whose members are never removed.
     protected_groups: tuple[str, ...] = ()
+    # Mailed (through smtp:) when the mass-removal guard halts a policy
+    # (services/halt_alerts.py); the dashboard lists the halt either way.
+    alert_emails: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...] = ()
 
 
 class UsageSettings(Strict):

@@ -70,7 +70,12 @@ def test_main_pages_render(page: Any, fed: LiveServer) -> None:
     sign_in(page, fed)
     page.click("nav >> text=Policies")
     assert "0f1e2d3c-0000-4000-8000-000000000001" in page.inner_text("main")
+    assert "next run" in page.inner_text("[data-testid=policy-card]")
     screenshot(page, "policies")
+    page.click("[data-testid=policy-card] h2 a")
+    assert page.inner_text("h1").startswith("Visio")
+    assert page.inner_text("[data-testid=preview-total]") == "0"
+    screenshot(page, "policy")
     page.click("nav >> text=Audit log")
     table = page.inner_text("[data-testid=audit-table]")
     assert "auth.login" in table and "usage.upload" in table

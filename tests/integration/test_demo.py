@@ -11,13 +11,19 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from rich.console import Console
 from sqlalchemy import create_engine, select
@@ -229,3 +235,104 @@ def test_full_demo_2000_users(tmp_path: Path) -> None:
     removed = {u for rows in _case_states(result).values() for u, s, _ in rows if s == "removed"}
     assert any("#ext#@" in u for u in removed)  # guests: the '#' travelled as %23
     assert any("'" in u for u in removed)  # apostrophes in UPNs
+
+
+def test_demo_serve_mode_prints_a_working_one_time_link(tmp_path: Path) -> None:
+    """``reclaim demo --serve``: the summary, then the web app on the demo's store and a
+    one-time admin link that opens the dashboard once; Ctrl-C (SIGINT) stops it cleanly."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECLAIM_")}
+    proc = subprocess.Popen(  # stopped by its PID below
+        [
+            sys.executable,
+            "-c",
+            "from reclaim.cli import main; main()",
+            "demo",
+            "--users",
+            "50",
+            "--data-dir",
+            str(tmp_path / "demo"),
+            "--serve",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stdout = _Lines(proc)
+    try:
+        link = stdout.wait_for(r"http://127\.0\.0\.1:\d+/login/link\?token=\S+", timeout=120)
+        assert link is not None, f"no link printed: {stdout.text()[-3000:]}"
+        assert link.startswith(f"http://127.0.0.1:{port}/login/link?token=")
+        assert "Seats reclaimed:" in stdout.text()  # the summary came first
+        with httpx.Client(follow_redirects=True, timeout=30) as browser:
+            page = browser.get(link)
+            assert page.status_code == 200 and str(page.url) == f"http://127.0.0.1:{port}/"
+            assert "admin@reclaim-demo.example · admin" in page.text
+            # The first view may show "recomputing…" (pages wait 100 ms for the savings):
+            # reload as the page itself does until the figures are in.
+            deadline = time.monotonic() + 60
+            while 'data-testid="recomputing"' in page.text and time.monotonic() < deadline:
+                time.sleep(0.2)
+                page = browser.get(f"http://127.0.0.1:{port}/")
+            assert 'data-testid="savings-Visio Plan 2"' in page.text
+        with httpx.Client(follow_redirects=True, timeout=30) as other:
+            again = other.get(link)
+            assert again.status_code == 410 and 'data-reason="used"' in again.text
+            assert other.get(f"http://127.0.0.1:{port}/").url.path == "/login"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    assert proc.returncode == 0, err[-2000:]
+    assert stdout.wait_for("Stopped. The store stays in", timeout=10)
+    assert "Traceback" not in err
+    with pytest.raises(ConnectionRefusedError):  # nothing listens any more
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+class _Lines:
+    """A process's stdout, read line by line in a thread (so the pipe never fills up and
+    a test can wait for a line with a deadline)."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        self._stream = proc.stdout
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        for line in self._stream:
+            with self._changed:
+                self._lines.append(line)
+                self._changed.notify_all()
+
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    def wait_for(self, pattern: str, *, timeout: float) -> str | None:
+        """The first match of ``pattern`` in a line, waiting up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._changed:
+            while True:
+                for line in self._lines[seen:]:
+                    found = re.search(pattern, line)
+                    if found:
+                        return found.group(0)
+                seen = len(self._lines)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._changed.wait(left)

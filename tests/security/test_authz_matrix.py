@@ -41,6 +41,7 @@ TABLE: dict[tuple[str, str], tuple[str, Role | str | int]] = {
     ("GET", "/api/v1/openapi.json"): (PUBLIC, 200),
     ("GET", "/api/v1/policies"): (API, V),
     ("GET", "/api/v1/policies/{name}"): (API, V),
+    ("GET", "/api/v1/policies/{name}/preview"): (API, V),
     ("POST", "/api/v1/usage"): (API, ING),
     ("GET", "/api/v1/audit"): (API, V),
     ("GET", "/api/v1/cases"): (API, V),
@@ -63,11 +64,13 @@ TABLE: dict[tuple[str, str], tuple[str, Role | str | int]] = {
     ("GET", "/metrics"): (API, V),
     ("GET", "/login"): (PUBLIC, 200),
     ("POST", "/login"): (PUBLIC, 422),  # an empty form (CSRF: test_csrf_and_sessions.py)
+    ("GET", "/login/link"): (PUBLIC, 400),  # no token: refused, no session
     ("GET", "/auth/oidc/start"): (PUBLIC, 404),  # single sign-on not configured here
     ("GET", "/auth/oidc/callback"): (PUBLIC, 404),
     ("POST", "/logout"): (PAGE, V),
     ("GET", "/"): (PAGE, V),
     ("GET", "/policies"): (PAGE, V),
+    ("GET", "/policies/{name}"): (PAGE, V),
     ("GET", "/audit"): (PAGE, V),
     ("GET", "/audit/export.csv"): (PAGE, V),
     ("GET", "/admin/tokens"): (PAGE, A),

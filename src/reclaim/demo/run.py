@@ -10,7 +10,9 @@ Phases, each announced on the console:
    "Entra ID", then simulate the weeks (``reclaim.demo.timeline``): cycles, plans
    approved automatically, questions, answers, timeouts, removals through Graph;
 4. print what was reclaimed, what it saves, and how each case ended, next to the number
-   of membership DELETEs the Graph server saw. The server stops at the end.
+   of membership DELETEs the Graph server saw. The server stops at the end;
+5. with ``then`` (``reclaim demo`` on a terminal, or ``--serve``): run it before the
+   server stops; the CLI serves the admin web app there (``reclaim.demo.serve``).
 
 The process trusts the server's throwaway CA through ``SSL_CERT_FILE`` (and the
 ``requests``/``curl`` equivalents) while the demo runs, and ignores
@@ -26,7 +28,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,7 @@ class DemoResult:
     requests: RequestLog  # the Graph server's request log (kept after it stopped)
     days: list[Day]
     seconds: float
+    ended: dt.datetime | None = None  # the simulated clock when the weeks ended
 
 
 @contextmanager
@@ -193,8 +196,13 @@ def run_demo(
     console: Console,
     now: dt.datetime,
     max_days: int = MAX_DAYS,
+    then: Callable[[DemoResult], None] | None = None,
 ) -> DemoResult:
-    """Run the whole demo (see the module docstring); ``now`` is day 0."""
+    """Run the whole demo (see the module docstring); ``now`` is day 0.
+
+    ``then`` runs after the summary, while the Graph server still runs and its CA is
+    still trusted (the serve mode: the web app's restores reach the same server).
+    """
     started = time.perf_counter()
     directory = _data_dir(data_dir)
     now = now.replace(microsecond=0)
@@ -236,16 +244,27 @@ def run_demo(
             summary = summarize(ctx.engine, settings, members=members, requests=server.requests)
         finally:
             ctx.engine.dispose()
-        requests = server.requests
-    console.print()
-    print_summary(console, summary)
-    seconds = time.perf_counter() - started
-    console.print(
-        f"Done in {seconds:.0f} s. Look around (the Graph server is gone, the store stays): "
-        f"reclaim cases --config {config_path} (then cases show ID for a case's Graph "
-        f"steps); reclaim report --config {config_path}",
-        highlight=False,
-    )
-    return DemoResult(
-        directory, config_path, database_url, summary, requests, timeline.days, seconds
-    )
+        console.print()
+        print_summary(console, summary)
+        seconds = time.perf_counter() - started
+        result = DemoResult(
+            directory,
+            config_path,
+            database_url,
+            summary,
+            server.requests,
+            timeline.days,
+            seconds,
+            ended=timeline.clock.now,
+        )
+        if then is None:
+            console.print(
+                f"Done in {seconds:.0f} s. Look around (the Graph server is gone, the store "
+                f"stays): reclaim cases --config {config_path} (then cases show ID for a "
+                f"case's Graph steps); reclaim report --config {config_path}",
+                highlight=False,
+            )
+        else:
+            console.print(f"Done in {seconds:.0f} s.", highlight=False)
+            then(result)
+    return result

@@ -33,6 +33,13 @@ def latest_tick(schedule: str, now: dt.datetime, *, tz: str = "UTC") -> dt.datet
     return previous.astimezone(dt.UTC)
 
 
+def next_tick(schedule: str, now: dt.datetime, *, tz: str = "UTC") -> dt.datetime:
+    """The first time after ``now`` matching the cron ``schedule`` (in ``tz``)."""
+    local = now.astimezone(ZoneInfo(tz))
+    following: dt.datetime = croniter(schedule, local).get_next(dt.datetime)
+    return following.astimezone(dt.UTC)
+
+
 def lease_name(policy: Policy) -> str:
     """The lease that guards a policy's scheduled cycles."""
     return f"cycle:{policy.name}"

@@ -11,6 +11,8 @@ A cycle (a scheduler tick, ``reclaim run``) does, for one policy:
 4. store the plan and *authorize* what it allows: each planned ask and removal gets
    its idempotency key written on the case and becomes due now. Removals of a policy
    with ``require_approval`` are authorized only once an admin approved their keys.
+   After the commit, a policy the mass-removal guard halted is told to admins
+   (:mod:`reclaim.services.halt_alerts`).
 
 A policy whose group Reclaim can never write (synced from on-prem AD under
 ``entra_id``, or dynamic: :mod:`reclaim.domain.plan_groups`, judged from the last
@@ -40,6 +42,7 @@ from reclaim.domain.policy import Policy, Workflow
 from reclaim.domain.protection import protected_group_reason, protected_user_reason
 from reclaim.domain.usage import VerdictKind
 from reclaim.services.decisions import MemberVerdict, PolicyVerdicts, evaluate
+from reclaim.services.halt_alerts import notify_halts
 from reclaim.store import cases as store
 from reclaim.store.case_claims import authorize
 from reclaim.store.directory_tables import directory_groups
@@ -377,4 +380,8 @@ def run_cycle(
         configured=settings.policies,
     )[0]
     with engine.begin() as conn:
-        return apply_cycle(conn, pv=pv, policy_id=pv.policy_id, settings=settings, now=now)
+        outcome = apply_cycle(conn, pv=pv, policy_id=pv.policy_id, settings=settings, now=now)
+    # After the commit: a halt is told to admins (mail, dashboard) only once it is real.
+    for part in outcome.plan.policies:
+        notify_halts(engine, settings=settings, plan=part, plan_id=outcome.plan_id, now=now)
+    return outcome

@@ -5,6 +5,11 @@ Savings come from ``services.report.savings_report`` through the app's
 :class:`~reclaim.web.savings_cache.SavingsCache`, so they are the numbers
 ``reclaim report`` prints for the same data; the rest are aggregate queries
 (``web/report_queries.py``).
+
+The slow parts (savings, funnel, trends) wait at most ``wait`` seconds for a
+recomputation: after a change in a large store the page answers at once with the last
+figures (or none yet) and says they are being recomputed (``recomputing``); attention
+items, sources and imports are always read fresh.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from reclaim.web.report_queries import (
     reclaimed_by_month,
     reclaimed_counts,
 )
-from reclaim.web.savings_cache import SavingsCache
+from reclaim.web.savings_cache import SavingsCache, within
 
 RECENT_IMPORTS = 10
+AGGREGATES = ("funnel", "reclaimed", "monthly", "policies")  # cached together
 
 
 @dataclass
@@ -42,18 +48,20 @@ class Dashboard:
     events_rejected: int
     users_seen: int
     apps_seen: int
-    policies: list[dict[str, Any]]
-    savings: dict[str, Any] | None = None
-    funnel: dict[str, Any] | None = None
-    reclaimed: dict[str, int] = field(default_factory=dict)
-    monthly: dict[str, Any] = field(default_factory=dict)
+    policies: list[dict[str, Any]] | None  # None: not read yet (recomputing)
+    savings: dict[str, Any] | None = None  # None: not computed yet (recomputing)
+    funnel: dict[str, Any] | None = None  # None with reclaimed and monthly: not computed yet
+    reclaimed: dict[str, int] | None = field(default_factory=dict)
+    monthly: dict[str, Any] | None = field(default_factory=dict)
     attention: list[Attention] = field(default_factory=list)
     savings_computed: dt.datetime | None = None
+    recomputing: bool = False  # some figures are older than the data, or missing
 
 
-def build_dashboard(ctx: Context, *, now: dt.datetime, cache: SavingsCache) -> Dashboard:
-    """Read the numbers (the savings report from ``cache``, the rest in one connection)."""
-    report = cache.get(ctx.engine, ctx.settings, now=now)
+def build_dashboard(
+    ctx: Context, *, now: dt.datetime, cache: SavingsCache, wait: float | None = None
+) -> Dashboard:
+    """Read the numbers (the slow ones from ``cache``, waiting up to ``wait`` seconds)."""
 
     def aggregates() -> dict[str, Any]:
         with ctx.engine.connect() as conn:
@@ -64,7 +72,14 @@ def build_dashboard(ctx: Context, *, now: dt.datetime, cache: SavingsCache) -> D
                 "policies": list_policies(ctx),
             }
 
-    agg = cache.derived(ctx.engine, "dashboard", aggregates, now=now)
+    base = cache.fingerprint(ctx.engine, now)  # once for both lookups
+    report, agg = within(
+        wait,
+        lambda w: cache.savings(ctx.engine, ctx.settings, now=now, wait=w, base=base),
+        lambda w: cache.lookup(ctx.engine, "dashboard", aggregates, now=now, wait=w, base=base),
+    )
+    # Nothing cached yet (the first view after a start): the page says "computing…".
+    figures: dict[str, Any] = agg.value or dict.fromkeys(AGGREGATES)
     with ctx.engine.connect() as conn:
         needs = attention(conn, ctx.settings, now=now)
         src = [
@@ -107,11 +122,12 @@ def build_dashboard(ctx: Context, *, now: dt.datetime, cache: SavingsCache) -> D
         events_rejected=sum(int(s["rows_rejected"]) for s in src),
         users_seen=int(users_seen),
         apps_seen=int(apps_seen),
-        policies=agg["policies"],
-        savings=report,
-        funnel=agg["funnel"],
-        reclaimed=agg["reclaimed"],
-        monthly=agg["monthly"],
+        policies=figures["policies"],
+        savings=report.value,
+        funnel=figures["funnel"],
+        reclaimed=figures["reclaimed"],
+        monthly=figures["monthly"],
         attention=needs,
-        savings_computed=cache.computed_at,
+        savings_computed=report.computed_at,
+        recomputing=not (report.fresh and agg.fresh),
     )

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from reclaim.config import Settings
 from reclaim.domain.case import CaseState
+from reclaim.services.halt_alerts import halted_policies
 from reclaim.store.leases import PAUSED, get_control
 from reclaim.store.plans import PlanStatus
 from reclaim.store.tables import cases, notifications, plans, policies, sources
@@ -224,7 +225,8 @@ class Attention:
 
 
 def attention(conn: Connection, settings: Settings, *, now: dt.datetime) -> list[Attention]:
-    """Failed cases, plans awaiting approval, stale usage sources, the kill switch."""
+    """The kill switch, policies halted by the mass-removal guard, failed cases, plans
+    awaiting approval, stale usage sources."""
     out: list[Attention] = []
     control = get_control(conn, PAUSED)
     if settings.safety.paused:
@@ -241,6 +243,15 @@ def attention(conn: Connection, settings: Settings, *, now: dt.datetime) -> list
                 "paused",
                 f"Kill switch on since {_fmt(control[1])} by {control[2]}: no directory writes.",
                 "/control",
+            )
+        )
+    for halt in halted_policies(conn, settings):
+        out.append(
+            Attention(
+                "halted",
+                f"Policy {halt.policy!r} halted by the mass-removal guard since "
+                f"{_fmt(halt.since)}: nothing is asked or removed for it. {halt.alert}",
+                f"/plans/{halt.plan_id}" if halt.plan_id is not None else "/plans",
             )
         )
     failed = conn.execute(select(func.count()).where(cases.c.state == _S.FAILED.value)).scalar_one()

@@ -68,10 +68,11 @@ class RedactQueryFilter(logging.Filter):
     """Blank out credentials that arrive in query strings before uvicorn logs a request.
 
     The OpenID Connect callback carries a one-time authorization ``code`` (and its
-    ``state``) in its URL; access logs must not keep them.
+    ``state``) in its URL, and a one-time sign-in link its ``token``; access logs must
+    not keep them.
     """
 
-    _SECRET_PARAM = re.compile(r"\b(code|state|session_state)=[^&\s\"]*")
+    _SECRET_PARAM = re.compile(r"\b(code|state|session_state|token)=[^&\s\"]*")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):

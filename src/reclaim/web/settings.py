@@ -55,6 +55,15 @@ class WebSettings:
     login_max_per_ip: int = 20
     rejects_shown: int = 20
     oidc: OidcSettings | None = None
+    #: How long a page waits for a slow figure (savings, funnel, verdicts) being
+    #: recomputed before it shows the last one, marked as recomputing. None: always
+    #: wait (the default when built in code, e.g. by tests); 100 ms from the environment.
+    render_wait_ms: int | None = None
+
+    @property
+    def render_wait(self) -> float | None:
+        """``render_wait_ms`` in seconds (None: wait as long as it takes)."""
+        return None if self.render_wait_ms is None else self.render_wait_ms / 1000
 
     @classmethod
     def from_env(cls, data_dir: Path, env: Mapping[str, str] | None = None) -> WebSettings:
@@ -68,6 +77,7 @@ class WebSettings:
             login_max_per_account=_int(env, "RECLAIM_WEB_LOGIN_MAX_PER_ACCOUNT", 5, low=1),
             login_max_per_ip=_int(env, "RECLAIM_WEB_LOGIN_MAX_PER_IP", 20, low=1),
             oidc=_oidc(env),
+            render_wait_ms=_int(env, "RECLAIM_WEB_RENDER_WAIT_MS", 100, low=0),
         )
 
 

@@ -31,8 +31,62 @@ class ValidationProblem(ProblemModel):
     errors: list[FieldError]
 
 
+class MoneyOut(BaseModel):
+    """A monthly amount in one currency, and twelve months of it (strings: decimals)."""
+
+    currency: str
+    monthly: str
+    yearly: str
+
+
+class PolicySavingsOut(BaseModel):
+    """A policy's savings, as ``reclaim report`` computes them."""
+
+    candidates: int = Field(description="Members whose verdict makes them candidates now.")
+    seats_reclaimed: int = Field(description="Cases in 'removed' (a restore takes one back).")
+    seats_pending: int = Field(description="Candidates and open cases not reclaimed yet.")
+    realized: MoneyOut
+    potential: MoneyOut
+
+
+class PolicyRunOut(BaseModel):
+    """The newest plan a scheduled or manual cycle stored for the policy."""
+
+    at: str = Field(description="ISO 8601 UTC.")
+    plan_id: int
+    status: str = Field(description="applied, or awaiting_approval / approved / rejected.")
+
+
+class PolicyNextRunOut(BaseModel):
+    """When the scheduler runs the policy next."""
+
+    at: str = Field(description="ISO 8601 UTC: a cron tick of the policy's schedule.")
+    due: bool = Field(description="The tick is past and no worker has completed it yet.")
+    running: bool = Field(description="A worker holds the policy's cycle lease now.")
+
+
+class PreviewSummaryOut(BaseModel):
+    """What the next run would do, in counts (items: ``/policies/{name}/preview``)."""
+
+    ask: int = Field(description="People it would ask.")
+    remove: int = Field(
+        description="Licences it would remove (or, with require_approval, plan for approval)."
+    )
+    remove_awaiting_approval: int = Field(description="Of those, removals not approved yet.")
+    held: int = Field(
+        description="Asks and removals held back: cap, guard, kill switch, "
+        "or a group Reclaim cannot write."
+    )
+    total: int
+    cap: int = Field(description="The run's removal cap for this policy.")
+    halted: bool = Field(description="The mass-removal guard stops the run.")
+    alerts: list[str]
+    evaluated_at: str = Field(description="When the verdicts and plan were computed.")
+
+
 class PolicyOut(BaseModel):
-    """A policy as configured (or, for one removed from the file, as last stored)."""
+    """A policy as configured (or, for one removed from the file, as last stored), with
+    its verdicts, savings, runs and next-run preview (null when it is not enabled)."""
 
     id: int
     name: str
@@ -41,6 +95,13 @@ class PolicyOut(BaseModel):
     updated: str = Field(description="When the store's copy last changed (ISO 8601 UTC).")
     members: int = Field(description="Active members of the license group, as last imported.")
     definition: dict[str, Any] = Field(description="The policy's settings, as in reclaim.yaml.")
+    verdicts: dict[str, int] | None = Field(
+        default=None, description="Members per verdict, evaluated now (every verdict listed)."
+    )
+    savings: PolicySavingsOut | None = None
+    last_run: PolicyRunOut | None = None
+    next_run: PolicyNextRunOut | None = None
+    preview: PreviewSummaryOut | None = None
 
 
 class PolicyPage(BaseModel):
@@ -48,6 +109,28 @@ class PolicyPage(BaseModel):
 
     items: list[PolicyOut]
     next: str | None = None
+
+
+class PreviewItemOut(BaseModel):
+    """One person the next run would ask or remove, in the order the run takes them."""
+
+    user: str
+    action: Literal["ask", "remove"]
+    status: Literal["planned", "deferred_by_cap", "halted", "blocked_paused", "blocked_group"]
+    basis: str = Field(description="ask, released, no_response, retry or ask_permission_off.")
+    reason: str
+    last_used: str | None = Field(description="Last use of the product (date), if any.")
+    waiting_since: str | None = Field(description="When the person's case opened, if open.")
+    needs_approval: bool = Field(description="A planned removal that waits for approval.")
+
+
+class PreviewPage(BaseModel):
+    """One page of a policy's next-run preview."""
+
+    items: list[PreviewItemOut]
+    next: str | None = None
+    total: int
+    evaluated_at: str
 
 
 class RowError(BaseModel):

@@ -11,6 +11,8 @@ from starlette.concurrency import run_in_threadpool
 from reclaim.web import audit
 from reclaim.web.auth import accounts
 from reclaim.web.auth.deps import Principal, check_form_csrf, require_page, session_principal
+from reclaim.web.auth.login_links import PATH as LINK_PATH
+from reclaim.web.auth.login_links import LinkRefused, redeem_login_link
 from reclaim.web.auth.oidc import Identity, OidcError, Pending
 from reclaim.web.auth.roles import Role
 from reclaim.web.auth.sessions import Session, clear_cookie, new_session
@@ -134,6 +136,48 @@ def _signed_in(
     response = RedirectResponse(next_path, status_code=303)
     state.sessions.write(response, request, fresh)
     return response
+
+
+_LINK_REFUSALS = {
+    # (status, message): 410 Gone for a genuine link that is spent, 400 for anything else.
+    "invalid": (
+        400,
+        "This sign-in link is not valid: it was changed, cut short when copied, "
+        "or made by another installation.",
+    ),
+    "expired": (410, "This sign-in link has expired. Links last a few minutes."),
+    "used": (410, "This sign-in link was used already. Each link signs in once."),
+    "disabled": (403, "The account this link is for is disabled."),
+}
+
+
+@router.get(LINK_PATH)
+async def login_link(
+    request: Request, token: Annotated[str, Query(max_length=1024)] = ""
+) -> Response:
+    """Redeem a one-time sign-in link: a new session and the dashboard, or a refusal
+    page that sets no cookie. (A GET, so that the link works when pasted; an e-mail
+    scanner that fetched it first would spend it, which fails closed.)"""
+    state = web_state(request)
+    try:
+        account = await run_in_threadpool(
+            redeem_login_link,
+            state.ctx.engine,
+            token,
+            secret=state.settings.secret,
+            now=state.now(),
+            client_ip=client_ip(request),
+        )
+    except LinkRefused as exc:
+        status, message = _LINK_REFUSALS[exc.reason]
+        return render(
+            request,
+            "login_link.html",
+            reason=exc.reason,
+            message=message,
+            status_code=status,
+        )
+    return _signed_in(request, state, account, "/")
 
 
 @router.post("/logout")
