@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, select, update
 
-from reclaim.config import Settings
+from reclaim.config import SafetySettings, Settings
 from reclaim.domain import case as dc
 from reclaim.domain.case import Action, CancelCause, Case, CaseState, IllegalTransition
 from reclaim.domain.case_steps import StepKind, can_ask_again, next_step
@@ -242,14 +242,33 @@ def _gather(
 
 
 def preview_policy(
-    conn: Connection, *, pv: PolicyVerdicts, policy_id: int, now: dt.datetime
+    conn: Connection,
+    *,
+    pv: PolicyVerdicts,
+    policy_id: int,
+    now: dt.datetime,
+    safety: SafetySettings,
 ) -> tuple[PolicyInput, list[_Work], list[_Work]]:
-    """What a cycle would plan for one policy now, without writing anything."""
+    """What a cycle would plan for one policy now, without writing anything: protected
+    people left out and a protected group held, as :func:`apply_cycle` does."""
     existing, new = _gather(conn, pv=pv, policy_id=policy_id, now=now)
-    still_open = [w for w in existing if _close_if_needed(w, pv.policy, at=now) is None]
+    still_open = [
+        w
+        for w in existing
+        if _close_if_needed(w, pv.policy, at=now) is None
+        and not protected_user_reason(safety.protected_users, w.case.user)
+    ]
+    new = [w for w in new if not protected_user_reason(safety.protected_users, w.case.user)]
+    group = _protect_group(check_group(conn, pv.policy, policy_id), pv.policy, safety)
     proposals = _proposals([*still_open, *new], pv.policy, now)
-    group = check_group(conn, pv.policy, policy_id)
     return PolicyInput(pv.policy, pv.group_size, proposals, group), existing, new
+
+
+def _protect_group(group: GroupCheck, policy: Policy, safety: SafetySettings) -> GroupCheck:
+    """A protected group is held like an unwritable one: planned, never opened."""
+    if not group.blocked and (why := protected_group_reason(safety.protected_groups, policy)):
+        return GroupCheck(blocked=why, notes=group.notes)
+    return group
 
 
 def _lock_policy(conn: Connection, policy_id: int) -> None:
@@ -273,10 +292,8 @@ def apply_cycle(
     policy = pv.policy
     now_s = int(now.timestamp())
     existing, new = _gather(conn, pv=pv, policy_id=policy_id, now=now)
-    group = check_group(conn, policy, policy_id)
     safety = settings.safety
-    if not group.blocked and (why := protected_group_reason(safety.protected_groups, policy)):
-        group = GroupCheck(blocked=why, notes=group.notes)  # held like an unwritable group
+    group = _protect_group(check_group(conn, policy, policy_id), policy, safety)
     # Protected people are never asked or removed: no case, and an open one is closed.
     new = [w for w in new if not protected_user_reason(safety.protected_users, w.case.user)]
     held = new if group.blocked else []  # listed in the plan, never opened

@@ -63,7 +63,8 @@ def preview(
     )
     with engine.begin() as conn:
         inputs = [
-            preview_policy(conn, pv=pv, policy_id=pv.policy_id, now=now)[0] for pv in verdicts
+            preview_policy(conn, pv=pv, policy_id=pv.policy_id, now=now, safety=settings.safety)[0]
+            for pv in verdicts
         ]
         plan = build_plan(
             inputs=inputs, as_of=now.date(), created_at=now, paused=paused(conn, settings)

@@ -164,7 +164,9 @@ def _compute_outlooks(ctx: Context, now: dt.datetime) -> dict[str, Outlook]:
     with ctx.engine.connect() as conn:
         stopped = paused(conn, settings)
         for pv in verdicts:
-            policy_input, _, _ = preview_policy(conn, pv=pv, policy_id=pv.policy_id, now=now)
+            policy_input, _, _ = preview_policy(
+                conn, pv=pv, policy_id=pv.policy_id, now=now, safety=settings.safety
+            )
             plan = build_plan(
                 inputs=[policy_input], as_of=now.date(), created_at=now, paused=stopped
             )

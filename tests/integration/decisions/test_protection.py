@@ -7,6 +7,8 @@ from pathlib import Path
 
 from reclaim.config import SafetySettings
 from reclaim.domain.case import CaseState
+from reclaim.domain.plan import ItemStatus
+from reclaim.services.plans import preview
 
 from .conftest import policy_yaml
 from .world import World, build_world
@@ -72,3 +74,28 @@ def test_a_policy_aimed_at_a_protected_group_asks_and_removes_nobody(
     assert outcome.opened == [] and outcome.blocked and "protected group" in outcome.blocked
     assert world.drain().results() == {}
     assert world.directory.writes() == []
+
+
+def test_the_plan_preview_leaves_protected_people_out_and_holds_a_protected_group(
+    db_url: str, tmp_path: Path
+) -> None:
+    """`reclaim plan` (and the Policies page's preview) show what a cycle would do, so
+    they must not list a protected person, nor plan removals from a protected group."""
+    world = build_world(db_url, tmp_path, policy_yaml("Visio", ask=False), unused=3, active=1)
+    protect(world, protected_users=("IDLE1@x.test",))
+
+    planned = preview(
+        world.ctx.engine, settings=world.ctx.settings, policies=[world.policy()], now=world.clock()
+    ).plan.policies[0]
+
+    assert sorted(i.user for i in planned.items) == ["idle0@x.test", "idle2@x.test"]
+    group = world.policy().group
+    protect(world, protected_groups=(group.name or group.entra_id or "",))
+
+    held = preview(
+        world.ctx.engine, settings=world.ctx.settings, policies=[world.policy()], now=world.clock()
+    ).plan.policies[0]
+
+    assert any("protected group" in a for a in held.alerts)
+    assert held.items and all(i.status is ItemStatus.BLOCKED_GROUP for i in held.items)
+    assert world.cases() == {}  # a preview opens nothing
