@@ -18,30 +18,58 @@ Every call to Graph or LDAP is recorded as a :class:`~reclaim.workflows.step_log
 (see that module for the contract). The adapter never retries: the runner does, with
 the same idempotency key, and a retried removal that already landed reads as
 ``AlreadyDone`` (the connector re-reads membership rather than trusting the message).
+
+What a pass of the runner reads once (:meth:`OnPremAdDirectory.new_run` forgets it):
+the policies' groups, and each user's Entra ID record (SAM name, SID, object id), which
+the removal and the sync check would otherwise fetch again for the same case. The AD
+account is looked up on every call. A removal that follows, on the same thread and
+within :data:`CONFIRMED_FOR` seconds, an ``is_member`` that found the user a direct
+member (the executor checks right before it writes) uses that answer instead of
+reading the account and membership again: on a large group that read costs as much
+as the removal's own read-back. The step is recorded with the outcome
+``member (cached)``. Should the member leave in between, the MODIFY answers "not
+there" and the connector re-reads membership: ``AlreadyDone``, as before.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from reclaim.config import Settings
 from reclaim.connectors.errors import AlreadyDone, NotFound, Rejected, Transient
-from reclaim.connectors.graph import GraphClient
+from reclaim.connectors.graph import GraphClient, GraphUser
 from reclaim.connectors.graph.budget import RateBudget
 from reclaim.connectors.ldap import DirectoryGroup, DirectoryUser, LdapConnector
+from reclaim.domain.names import user_key
 from reclaim.domain.policy import GroupRef, Policy, Workflow
 from reclaim.workflows.directory import DirectoryFactory, DirectoryPort, RemoveOutcome
 from reclaim.workflows.step_log import Outcome, Step, StepLog, StepSink
 
 __all__ = [
+    "CONFIRMED_FOR",
     "OnPremAdDirectory",
     "Step",
     "StepSink",
     "build_directory",
     "onprem_ad_directory_factory",
 ]
+
+# How long a positive membership check stands in for the removal's own (see the module
+# docstring): the executor's check and its write are a few store transactions apart.
+CONFIRMED_FOR = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Confirmed:
+    """A direct membership just seen: the AD account, when, and on which thread."""
+
+    user: DirectoryUser
+    at: float
+    thread: int
 
 
 class OnPremAdDirectory:
@@ -61,13 +89,17 @@ class OnPremAdDirectory:
         ldap: LdapConnector,
         graph: GraphClient | None,
         on_step: StepSink | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.ldap = ldap
         self.graph = graph
         self.log = StepLog(on_step)
-        # A group's SID never changes, so its AD object is resolved once per policy;
-        # users are resolved on every call (an account can be renamed or replaced).
+        self.clock = clock
+        # Read once per pass (new_run): groups, and users' Entra ID records. AD accounts
+        # are looked up on every call (an account can be renamed or replaced).
         self._groups: dict[GroupRef, DirectoryGroup] = {}
+        self._entra_users: dict[str, GraphUser] = {}
+        self._confirmed: dict[tuple[GroupRef, str], _Confirmed] = {}
         self._lock = threading.Lock()
 
     @property
@@ -76,10 +108,24 @@ class OnPremAdDirectory:
         return self.log.steps
 
     # -- the port ----------------------------------------------------------------------
+    def new_run(self) -> None:
+        """Forget what this pass read (groups, Entra ID users): the next pass re-reads."""
+        with self._lock:
+            self._groups.clear()
+            self._entra_users.clear()
+            self._confirmed.clear()
+
     def is_member(self, *, policy: Policy, user: str) -> bool:
         """Whether ``user`` is a *direct* member of the policy's AD group (nested: False)."""
         ad_user, group = self._resolve(policy, user)
-        return self._direct(policy, user, group, ad_user)
+        member = self._direct(policy, user, group, ad_user)
+        key = (policy.group, user_key(user))
+        with self._lock:
+            if member:
+                self._confirmed[key] = _Confirmed(ad_user, self.clock(), threading.get_ident())
+            else:
+                self._confirmed.pop(key, None)
+        return member
 
     def remove_member(self, *, policy: Policy, user: str, idempotency_key: str) -> RemoveOutcome:
         """Remove ``user`` from the AD group; AWAITING_SYNC until Entra ID follows.
@@ -89,9 +135,17 @@ class OnPremAdDirectory:
         another DC after a failover between the write and the read-back), WriteRefused
         (dry run, paused), and the connectors' other errors.
         """
-        ad_user, group = self._resolve(policy, user)
-        if not self._direct(policy, user, group, ad_user):
-            self._explain_absence(policy, user, group, ad_user)
+        confirmed = self._take_confirmed(policy, user)
+        if confirmed is not None:
+            ad_user, group = confirmed
+            checked = f"{group.dn} {ad_user.dn}"
+            self.log.add(
+                Step(policy.name, user, "ldap.is_direct_member", checked, "member (cached)", 0.0)
+            )
+        else:
+            ad_user, group = self._resolve(policy, user)
+            if not self._direct(policy, user, group, ad_user):
+                self._explain_absence(policy, user, group, ad_user)
         with self._step(policy, user, "ldap.remove_member", f"{group.dn} {idempotency_key}"):
             self.ldap.remove_member(group_dn=group.dn, user_dn=ad_user.dn)
         written_on = self.ldap.connected_host
@@ -109,6 +163,8 @@ class OnPremAdDirectory:
 
     def add_member(self, *, policy: Policy, user: str, idempotency_key: str) -> None:
         """Put ``user`` back into the AD group (AlreadyDone if already a direct member)."""
+        with self._lock:
+            self._confirmed.pop((policy.group, user_key(user)), None)
         ad_user, group = self._resolve(policy, user)
         with self._step(policy, user, "ldap.add_member", f"{group.dn} {idempotency_key}"):
             self.ldap.add_member(group_dn=group.dn, user_dn=ad_user.dn)
@@ -128,8 +184,7 @@ class OnPremAdDirectory:
             return True
         graph = self.graph
         group_id = policy.group.entra_id
-        with self._step(policy, user, "graph.get_user", user):
-            entra_user = graph.get_user(user)
+        entra_user = self._entra_user(policy, user)
         with self._step(policy, user, "graph.is_member", f"{group_id} {entra_user.id}") as out:
             listed = graph.is_member(group_id, entra_user.id)
             out.text = "still_listed" if listed else "synced"
@@ -143,13 +198,40 @@ class OnPremAdDirectory:
     def _resolve(self, policy: Policy, user: str) -> tuple[DirectoryUser, DirectoryGroup]:
         return self._user(policy, user), self._group(policy)
 
+    def _take_confirmed(
+        self, policy: Policy, user: str
+    ) -> tuple[DirectoryUser, DirectoryGroup] | None:
+        """The account and group of a direct membership this thread saw a moment ago
+        (used once), or None."""
+        with self._lock:
+            seen = self._confirmed.pop((policy.group, user_key(user)), None)
+            group = self._groups.get(policy.group)
+        fresh = seen is not None and self.clock() - seen.at <= CONFIRMED_FOR
+        if seen is None or group is None or not fresh or seen.thread != threading.get_ident():
+            return None
+        return seen.user, group
+
+    def _entra_user(self, policy: Policy, user: str) -> GraphUser:
+        """The user's Entra ID record (read once per pass)."""
+        assert self.graph is not None  # only called with Graph configured
+        key = user_key(user)
+        with self._lock:
+            cached = self._entra_users.get(key)
+        if cached is not None:
+            self.log.add(Step(policy.name, user, "graph.get_user", user, "ok (cached)", 0.0))
+            return cached
+        with self._step(policy, user, "graph.get_user", user):
+            found = self.graph.get_user(user)
+        with self._lock:
+            self._entra_users[key] = found
+        return found
+
     def _user(self, policy: Policy, user: str) -> DirectoryUser:
         """The AD account behind a UPN: through Entra's on-prem attributes when we can."""
         if self.graph is None:
             with self._step(policy, user, "ldap.find_user_by_upn", user):
                 return self.ldap.find_user_by_upn(user)
-        with self._step(policy, user, "graph.get_user", user):
-            entra = self.graph.get_user(user)
+        entra = self._entra_user(policy, user)
         sam, sid = entra.on_premises_sam_account_name, entra.on_premises_security_identifier
         if not sam and not sid:
             raise Rejected(
@@ -282,20 +364,42 @@ def onprem_ad_directory_factory(
 ) -> DirectoryFactory:
     """A :data:`DirectoryFactory` for ``onprem_ad`` policies: one shared
     :class:`OnPremAdDirectory` (one GraphClient, one LdapConnector), built on first
-    use so a config without ``ldap:`` fails only when such a policy runs.
+    use so a config without ``ldap:`` fails only when such a policy runs; its
+    ``new_run`` (called by the worker at each pass) reaches the adapter.
     See :func:`build_directory` for the safety wiring.
     """
-    built: list[OnPremAdDirectory] = []
-    lock = threading.Lock()
+    return _SharedOnPrem(settings, writes_allowed=writes_allowed, on_step=on_step)
 
-    def pick(policy: Policy) -> DirectoryPort:
+
+class _SharedOnPrem:
+    """See :func:`onprem_ad_directory_factory`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        writes_allowed: Callable[[], bool] | None,
+        on_step: StepSink | None,
+    ) -> None:
+        self._settings = settings
+        self._writes_allowed = writes_allowed
+        self._on_step = on_step
+        self._built: OnPremAdDirectory | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, policy: Policy) -> DirectoryPort:
         if policy.workflow is not Workflow.ONPREM_AD:
             raise ValueError(f"policy {policy.name!r} uses workflow {policy.workflow.value}")
-        with lock:
-            if not built:
-                built.append(
-                    build_directory(settings, writes_allowed=writes_allowed, on_step=on_step)
+        with self._lock:
+            if self._built is None:
+                self._built = build_directory(
+                    self._settings, writes_allowed=self._writes_allowed, on_step=self._on_step
                 )
-            return built[0]
+            return self._built
 
-    return pick
+    def new_run(self) -> None:
+        """A new pass: the adapter (once built) forgets what it read."""
+        with self._lock:
+            built = self._built
+        if built is not None:
+            built.new_run()

@@ -79,8 +79,9 @@ def test_member_removed_behind_our_back_is_already_removed(
     seen: list[Step] = []
 
     def race(step: Step) -> None:
-        # The adapter's own membership check, right before its MODIFY: pull the rug.
-        if step.step == "ldap.is_direct_member" and step.outcome == "member":
+        # The adapter's own membership check, right before its MODIFY (the executor's
+        # answer of a moment ago, "member (cached)"): pull the rug.
+        if step.step == "ldap.is_direct_member" and step.outcome.startswith("member"):
             seen.append(step)
             if len(seen) == 2:
                 assert admin.modify(seed.LIC_RUN.dn, {"member": [(MODIFY_DELETE, [target.dn])]})
