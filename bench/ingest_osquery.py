@@ -19,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.measure import cpu_seconds, peak_rss_mb
 
@@ -28,7 +29,7 @@ RSS_TARGET_MB = 500
 BEGIN, END = "<!-- ingest-osquery:begin -->", "<!-- ingest-osquery:end -->"
 
 
-def child_osquery(log: str, identities: str, url: str, workdir: str) -> dict[str, float]:
+def child_osquery(log: str, identities: str, url: str, workdir: str) -> dict[str, Any]:
     """One measured import (run in a child process)."""
     from reclaim.services.identities_import import import_identities
     from reclaim.services.osquery_import import import_osquery_file
@@ -53,6 +54,7 @@ def child_osquery(log: str, identities: str, url: str, workdir: str) -> dict[str
     return {
         "seconds": seconds,
         "cpu_s": own + kids,
+        "reader": report.reader,
         "lines": report.lines,
         "events": report.events,
         "repeats": report.repeats,
@@ -66,7 +68,7 @@ def child_osquery(log: str, identities: str, url: str, workdir: str) -> dict[str
 def run(
     args: argparse.Namespace,
     *,
-    run_child: Callable[..., dict[str, float]],
+    run_child: Callable[..., dict[str, Any]],
     private_postgres: Callable[[Path], tuple[str, Path]],
     fresh_pg_database: Callable[[str], str],
     stop_postgres: Callable[[Path], object],
@@ -85,7 +87,7 @@ def run(
                 flush=True,
             )
         ids = write_osquery_identities(work / "identities.csv", devices=args.devices)
-        rows: list[tuple[str, dict[str, float]]] = []
+        rows: list[tuple[str, dict[str, Any]]] = []
         pg_folder = None
         try:
             if args.db in ("sqlite", "both"):
@@ -107,18 +109,18 @@ def run(
             _write_readme(table, lines=args.lines, devices=args.devices)
 
 
-def _table(rows: list[tuple[str, dict[str, float]]]) -> str:
+def _table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     lines = [
-        "| run | seconds | CPU s | lines/s | new uses | repeats | observations | roll-up rows "
-        "| peak RSS MB | target |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| run | reader | seconds | CPU s | lines/s | new uses | repeats | observations "
+        "| roll-up rows | peak RSS MB | target |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, r in rows:
         rate = r["lines"] / r["seconds"]
         ok = rate >= LINES_TARGET and r["rss_mb"] <= RSS_TARGET_MB
         target = f"≥ {LINES_TARGET:,} lines/s, ≤ {RSS_TARGET_MB} MB: {'met' if ok else 'NOT met'}"
         lines.append(
-            f"| {name} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | {rate:,.0f} "
+            f"| {name} | {r['reader']} | {r['seconds']:.1f} | {r['cpu_s']:.1f} | {rate:,.0f} "
             f"| {int(r['events']):,} "
             f"| {int(r['repeats']):,} | {int(r['observations']):,} | {int(r['rollup_rows']):,} "
             f"| {r['rss_mb']:.0f} | {target} |"

@@ -7,24 +7,31 @@ Beyond that, a file that overlaps one imported before (the same log re-read afte
 grew, or rotated copies) adds nothing twice: last-used times already recorded are
 repeats (``store.recorded_uses``) and observed days OR together.
 
-The per-block work (:class:`OsqueryBatches`) is shared with watch mode.
+Two readers (``reader=``): files from :data:`DUCKDB_MIN_BYTES` up go through DuckDB
+(``osquery_bulk``: one parallel scan, then set-based work; bench/README.md has the
+figures), the rest block by block with polars
+(:class:`OsqueryBatches`, shared with watch mode). Both give the same roll-ups, figures
+and rejects; a file DuckDB cannot number the lines of is read block by block.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import queue
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TextIO, TypeVar
 
 import polars as pl
 from sqlalchemy import Connection, Engine, select
 
+from reclaim.services.osquery_bulk import import_scanned, scan_file
 from reclaim.services.usage_import import (
     DEFAULT_CHUNK_BYTES,
     REJECTS_SHOWN,
@@ -38,10 +45,20 @@ from reclaim.store.tables import imports
 from reclaim.usage_sources.app_aliases import AppMatcher
 from reclaim.usage_sources.files import Digest, FileFormatError, iter_blocks
 from reclaim.usage_sources.osquery import ParsedBlock, parse_block
+from reclaim.usage_sources.osquery_duckdb import ScanRefused
 from reclaim.usage_sources.osquery_mapping import OsqueryMapper
 from reclaim.usage_sources.osquery_source import KIND, OsqueryLogSource
 
 BATCH_ROWS = 64_000  # rows mapped and written together (see _batched)
+# The DuckDB reader pays a fixed start-up (its database, a query per look-up table) that
+# only larger files win back; below this the block reader is as fast.
+DUCKDB_MIN_BYTES = 16 << 20
+DUCKDB_THREADS = 2  # the reference machine's cores
+# DuckDB's own memory (it spills to its temporary folder beyond): with Python, polars and
+# the roll-ups being written, the import stays within 500 MB peak RSS.
+DUCKDB_MEMORY = "160MB"
+READERS = ("auto", "duckdb", "blocks")
+log = logging.getLogger("reclaim.usage.osquery")
 TOP_UNKNOWN = 20  # unknown SIDs / query names listed in a report (all are counted)
 
 Progress = Callable[[int, int], None]
@@ -61,6 +78,9 @@ class OsqueryImportReport(ImportReport):
     unknown_queries: dict[str, int] = field(default_factory=dict)
     unknown_sids: dict[str, int] = field(default_factory=dict)
     unknown_accounts: dict[str, int] = field(default_factory=dict)
+    # How the file was read: "blocks" (polars, a block at a time), or DuckDB's
+    # "duckdb-records" (its NDJSON reader) or "duckdb-lines" (line by line as text).
+    reader: str = ""
 
 
 class OsqueryBatches:
@@ -230,8 +250,17 @@ def import_osquery_file(
     report_dir: Path,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     progress: Progress | None = None,
+    reader: str = "auto",
 ) -> OsqueryImportReport:
-    """Import one osquery result log; see the module docstring for the guarantees."""
+    """Import one osquery result log; see the module docstring for the guarantees.
+
+    ``reader``: ``duckdb`` (one parallel DuckDB scan of the whole file,
+    ``osquery_bulk``), ``blocks`` (polars, a block of lines at a time; what watch mode
+    uses) or ``auto``: DuckDB from :data:`DUCKDB_MIN_BYTES` up, and the block reader
+    for smaller files or when DuckDB cannot split the file into lines.
+    """
+    if reader not in READERS:
+        raise ValueError(f"reader must be one of {', '.join(READERS)}, not {reader!r}")
     _check_format(path)
     now_s = int(now.timestamp())
     started = time.perf_counter()
@@ -244,48 +273,21 @@ def import_osquery_file(
             if prior is not None:
                 report.status, report.previous_import = "duplicate", prior
                 return report
-    digest = hashlib.sha256()
     report_dir.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%S")
     rejects_path = report_dir / f"{path.name}.{stamp}.rejects.txt"
-    batches = OsqueryBatches(source=source, apps=apps, now_s=now_s)
-    totals = WriteCounts()
+    job = _Job(engine, path, report, rejects_path, now_s=now_s, size=size, apps=apps)
     try:
-        with engine.begin() as conn, rejects_path.open("w", encoding="utf-8") as out:
-            done = 0
-            blocks = _ahead(_parsed_blocks(path, chunk_bytes, digest))
-            for size_read, parsed in _batched(blocks, min_rows=BATCH_ROWS):
-                counts, rejects, lines = batches.write(conn, parsed, where=str(path))
-                totals.add(counts)
-                report.lines += lines
-                for line, reason in rejects:
-                    text = f"{path}:{line}: {reason}"
-                    out.write(text + "\n")
-                    if len(report.rejects) < REJECTS_SHOWN:
-                        report.rejects.append(text)
-                done += size_read
-                if progress:
-                    progress(done, size)
-            report.sha256 = digest.hexdigest()
-            prior = _prior_import(conn, report.sha256)
-            if prior is not None:  # same bytes under a name and size the pre-check missed
-                report.status, report.previous_import = "duplicate", prior
-                raise _Duplicate
-            _fill(report, totals, batches)
-            batches.writer.finish(conn, totals)
-            conn.execute(
-                imports.insert().values(
-                    source_id=batches.writer.source_id(conn),
-                    sha256=report.sha256,
-                    size=size,
-                    file_name=report.file,
-                    format=report.format,
-                    started=now_s,
-                    finished=now_s,
-                    rows_accepted=report.rows_accepted,
-                    rows_rejected=report.rows_rejected,
-                )
-            )
+        if reader == "duckdb" or (reader == "auto" and size >= DUCKDB_MIN_BYTES):
+            try:
+                job.run_duckdb(progress)
+            except ScanRefused as exc:
+                if reader == "duckdb":
+                    raise
+                log.info("%s: read block by block (DuckDB: %s)", path, exc)
+                job.run_blocks(chunk_bytes, progress)
+        else:
+            job.run_blocks(chunk_bytes, progress)
     except _Duplicate:
         rejects_path.unlink(missing_ok=True)
         return report
@@ -298,6 +300,158 @@ def import_osquery_file(
         summary_path=report_dir / f"{path.name}.{stamp}.summary.json",
         started=started,
     )
+
+
+class _Job:
+    """One file's import by either reader: same transaction, report and rejects file."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        path: Path,
+        report: OsqueryImportReport,
+        rejects_path: Path,
+        *,
+        now_s: int,
+        size: int,
+        apps: AppMatcher,
+    ) -> None:
+        self.engine, self.path, self.report = engine, path, report
+        self.rejects_path, self.size, self.apps = rejects_path, size, apps
+        self.batches = OsqueryBatches(source=report.source, apps=apps, now_s=now_s)
+        self.out: TextIO | None = None
+
+    def reject(self, line: int, reason: str) -> None:
+        """Record one refused line or row (rejects file, and the first few inline)."""
+        text = f"{self.path}:{line}: {reason}"
+        assert self.out is not None
+        self.out.write(text + "\n")
+        if len(self.report.rejects) < REJECTS_SHOWN:
+            self.report.rejects.append(text)
+
+    def run_blocks(self, chunk_bytes: int, progress: Progress | None) -> None:
+        """The block reader: parse ahead in a thread, map and write 64k rows at a time."""
+        digest = hashlib.sha256()
+        totals = WriteCounts()
+        self.report.reader = "blocks"
+        with self.engine.begin() as conn, self.rejects_path.open("w", encoding="utf-8") as out:
+            self.out = out
+            done = 0
+            blocks = _ahead(_parsed_blocks(self.path, chunk_bytes, digest))
+            for size_read, parsed in _batched(blocks, min_rows=BATCH_ROWS):
+                counts, rejects, lines = self.batches.write(conn, parsed, where=str(self.path))
+                totals.add(counts)
+                self.report.lines += lines
+                for line, reason in rejects:
+                    self.reject(line, reason)
+                done += size_read
+                if progress:
+                    progress(done, self.size)
+            self.report.sha256 = digest.hexdigest()
+            self._record(conn, totals)
+
+    def run_duckdb(self, progress: Progress | None) -> None:
+        """The DuckDB reader (``osquery_bulk``); the file is hashed meanwhile."""
+        with tempfile.TemporaryDirectory(prefix="reclaim-osquery-") as tmp:
+            hashing = _Hashing(self.path)
+            try:
+                scan = scan_file(
+                    self.path,
+                    Path(tmp),
+                    threads=DUCKDB_THREADS,
+                    memory_limit=DUCKDB_MEMORY,
+                    facts=lambda: hashing.result()[2:],
+                )
+            finally:
+                sha, ends_with_newline, *_ = hashing.result()
+            try:
+                self.report.sha256, self.report.reader = sha, f"duckdb-{scan.reader}"
+                with (
+                    self.engine.begin() as conn,
+                    self.rejects_path.open("w", encoding="utf-8") as out,
+                ):
+                    self.out = out
+                    if _prior_import(conn, sha) is not None:
+                        self._duplicate(conn)
+                    result = import_scanned(
+                        scan,
+                        conn,
+                        writer=self.batches.writer,
+                        mapper=self.batches.mapper_for(conn),
+                        apps=self.apps,
+                        incomplete_tail=self.size > 0 and not ends_with_newline,
+                        on_reject=self.reject,
+                    )
+                    self.report.lines = result.lines
+                    if progress:
+                        progress(self.size, self.size)
+                    self._record(conn, result.counts)
+            finally:
+                scan.close()
+
+    def _duplicate(self, conn: Connection) -> None:
+        prior = _prior_import(conn, self.report.sha256)
+        self.report.status, self.report.previous_import = "duplicate", prior
+        raise _Duplicate
+
+    def _record(self, conn: Connection, totals: WriteCounts) -> None:
+        """Before commit: refuse known bytes, then the report, pending aggregates,
+        source health and the ``imports`` row."""
+        if _prior_import(conn, self.report.sha256) is not None:
+            # The same bytes under a name and size the pre-check missed.
+            self._duplicate(conn)
+        report, batches = self.report, self.batches
+        _fill(report, totals, batches)
+        batches.writer.finish(conn, totals)
+        conn.execute(
+            imports.insert().values(
+                source_id=batches.writer.source_id(conn),
+                sha256=report.sha256,
+                size=self.size,
+                file_name=report.file,
+                format=report.format,
+                started=batches.writer.now_s,
+                finished=batches.writer.now_s,
+                rows_accepted=report.rows_accepted,
+                rows_rejected=report.rows_rejected,
+            )
+        )
+
+
+class _Hashing:
+    """SHA-256 of a file in a thread (hashlib works without the GIL), whether the file
+    ends with a line end, its number of lines and whether it holds a carriage return."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._sha = ""
+        self._newline = True
+        self._lines = 0
+        self._cr = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="osquery-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            digest, last, ends = hashlib.sha256(), b"\n", 0
+            with self.path.open("rb") as fh:
+                while data := fh.read(8 << 20):
+                    digest.update(data)
+                    ends += data.count(b"\n")
+                    self._cr = self._cr or b"\r" in data
+                    last = data[-1:]
+            self._sha, self._newline = digest.hexdigest(), last == b"\n"
+            self._lines = ends + (0 if self._newline else 1)
+        except BaseException as exc:  # re-raised by result()
+            self._error = exc
+
+    def result(self) -> tuple[str, bool, int, bool]:
+        """(hex digest, ends with a line end, lines, holds a carriage return), once done."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._sha, self._newline, self._lines, self._cr
 
 
 def _fill(report: OsqueryImportReport, totals: WriteCounts, batches: OsqueryBatches) -> None:

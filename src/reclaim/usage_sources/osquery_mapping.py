@@ -72,7 +72,8 @@ class Mapped:
     rejects: list[tuple[int, str]]
 
 
-def _blank_to_null(expr: pl.Expr) -> pl.Expr:
+def blank_to_null(expr: pl.Expr) -> pl.Expr:
+    """``expr`` trimmed, or null when nothing is left."""
     text = expr.str.strip_chars()
     return pl.when(text != "").then(text)
 
@@ -141,8 +142,8 @@ class OsqueryMapper:
             "line",
             pl.col("_spec").is_in(uses).alias("_use"),
             epoch.str.strip_chars().cast(pl.Float64, strict=False).floor().alias("_t"),
-            _blank_to_null(pl.col("sid")).str.to_uppercase().alias("_sid"),
-            _blank_to_null(pl.coalesce(_blank_to_null(pl.col("username")), pl.col("user"))).alias(
+            blank_to_null(pl.col("sid")).str.to_uppercase().alias("_sid"),
+            blank_to_null(pl.coalesce(blank_to_null(pl.col("username")), pl.col("user"))).alias(
                 "_account"
             ),
             app_key.alias("_apps"),
@@ -182,7 +183,7 @@ class OsqueryMapper:
 
     def _with_users(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Add ``user`` and the look-up statuses; drop machine-account rows."""
-        self._sids = self._lookup(self._sids, frame.get_column("_sid"), self._sid_answers)
+        self._sids = self._lookup(self._sids, frame.get_column("_sid"), self.sid_answers)
         frame = frame.join(
             self._sids.rename({"key": "_sid", "upn": "_sid_upn", "status": "_sid_status"}),
             on="_sid",
@@ -192,7 +193,7 @@ class OsqueryMapper:
         self.stats.machine_accounts += int(frame.select(machine.sum()).item())
         frame = frame.filter(~machine.fill_null(False))
         accounts = frame.filter(pl.col("_sid").is_null()).get_column("_account")
-        self._accounts = self._lookup(self._accounts, accounts, self._account_answers)
+        self._accounts = self._lookup(self._accounts, accounts, self.account_answers)
         frame = frame.join(
             self._accounts.rename(
                 {"key": "_account", "upn": "_account_upn", "status": "_account_status"}
@@ -240,7 +241,8 @@ class OsqueryMapper:
         rows = answer(new)
         return pl.concat([cache, pl.DataFrame(rows, schema=_LOOKUP, orient="row")])
 
-    def _sid_answers(self, sids: list[str]) -> list[tuple[str, str | None, str]]:
+    def sid_answers(self, sids: list[str]) -> list[tuple[str, str | None, str]]:
+        """(SID, user key or None, status) for upper-case SIDs, asking the directory."""
         valid = {s for s in sids if SID_PATTERN.match(s)}
         people = [s for s in valid if is_person_sid(s)]
         batch = getattr(self.directory, "users_for_sids", None)
@@ -260,7 +262,8 @@ class OsqueryMapper:
                 out.append((s, user_key(upn) if upn else None, OK if upn else UNKNOWN))
         return out
 
-    def _account_answers(self, accounts: list[str]) -> list[tuple[str, str | None, str]]:
+    def account_answers(self, accounts: list[str]) -> list[tuple[str, str | None, str]]:
+        """(account, user key or None, status): a UPN as is, else the directory's."""
         out: list[tuple[str, str | None, str]] = []
         for a in accounts:
             upn = a if "@" in a else self.directory.user_for_account(a)

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, select
 
 from reclaim.services.osquery_import import import_osquery_file
@@ -34,20 +35,28 @@ def ua(sid: str, at: int, path: str = VISIO) -> dict[str, object]:
     return {"path": path, "last_execution_time": at, "count": 1, "sid": sid}
 
 
-def run(engine: Engine, tmp_path: Path, name: str, data: bytes, **kw):
+@pytest.fixture(params=["blocks", "duckdb"])
+def reader(request: pytest.FixtureRequest) -> str:
+    """Both readers must give the same figures (the fixtures are far below the size
+    from which ``auto`` picks DuckDB, so each is asked for by name)."""
+    return str(request.param)
+
+
+def run(engine: Engine, tmp_path: Path, reader: str, name: str, data: bytes, **kw):
     path = tmp_path / name
     path.write_bytes(data)
     return import_osquery_file(
-        engine, path, now=NOW, apps=APPS, report_dir=tmp_path / "reports", **kw
+        engine, path, now=NOW, apps=APPS, report_dir=tmp_path / "reports", reader=reader, **kw
     )
 
 
-def test_differential_log_added_and_removed(engine: Engine, tmp_path: Path) -> None:
+def test_differential_log_added_and_removed(engine: Engine, tmp_path: Path, reader: str) -> None:
     seed_identities(engine, tmp_path)
     first, second = OCT5 + 9 * H, OCT5 + 26 * H  # Oct 5 09:00, Oct 6 02:00
     report = run(
         engine,
         tmp_path,
+        reader,
         "osqueryd.results.log",
         log(
             event("reclaim_userassist", ua(ALICE_SID, first), at=OCT5 + 10 * H),
@@ -90,7 +99,9 @@ def test_differential_log_added_and_removed(engine: Engine, tmp_path: Path) -> N
     assert src.last_received == int(NOW.timestamp())
 
 
-def test_snapshots_repeated_every_hour_count_each_use_once(engine: Engine, tmp_path: Path) -> None:
+def test_snapshots_repeated_every_hour_count_each_use_once(
+    engine: Engine, tmp_path: Path, reader: str
+) -> None:
     seed_identities(engine, tmp_path)
     used, again = OCT5 + 8 * H, OCT5 + 14 * H
     hours = [
@@ -104,7 +115,7 @@ def test_snapshots_repeated_every_hour_count_each_use_once(engine: Engine, tmp_p
         )
         for h in range(9, 24)
     ]
-    report = run(engine, tmp_path, "snapshots.log", log(*hours))
+    report = run(engine, tmp_path, reader, "snapshots.log", log(*hours))
     assert (report.lines, report.events, report.repeats) == (15, 3, 27)
     expected = [
         ("alice@corp.example", "microsoft visio", "2026-10-05", 0, 2),
@@ -116,17 +127,18 @@ def test_snapshots_repeated_every_hour_count_each_use_once(engine: Engine, tmp_p
         snapshot("reclaim_userassist", [ua(ALICE_SID, again)], at=OCT5 + (24 + h) * H)
         for h in range(5)
     ]
-    report = run(engine, tmp_path, "snapshots-2.log", log(*next_day))
+    report = run(engine, tmp_path, reader, "snapshots-2.log", log(*next_day))
     assert (report.events, report.repeats) == (0, 5)
     assert daily(engine) == expected
 
 
-def test_event_batches(engine: Engine, tmp_path: Path) -> None:
+def test_event_batches(engine: Engine, tmp_path: Path, reader: str) -> None:
     seed_identities(engine, tmp_path)
     t1, t2 = OCT5 + 9 * H, OCT5 + 33 * H
     report = run(
         engine,
         tmp_path,
+        reader,
         "batched.log",
         log(
             batch(
@@ -144,7 +156,9 @@ def test_event_batches(engine: Engine, tmp_path: Path) -> None:
     ]
 
 
-def test_truncated_last_line_unknown_query_and_unknown_sids(engine: Engine, tmp_path: Path) -> None:
+def test_truncated_last_line_unknown_query_and_unknown_sids(
+    engine: Engine, tmp_path: Path, reader: str
+) -> None:
     seed_identities(engine, tmp_path)
     stranger = "S-1-5-21-1004336348-1177238915-682003330-2001"
     other = "S-1-5-21-1004336348-1177238915-682003330-2002"
@@ -158,7 +172,7 @@ def test_truncated_last_line_unknown_query_and_unknown_sids(engine: Engine, tmp_
         event("reclaim_userassist", ua(BOB_SID, OCT5 + 9 * H))[:70],
         final_newline=False,
     )
-    report = run(engine, tmp_path, "cut.log", data, chunk_bytes=300)  # many small blocks
+    report = run(engine, tmp_path, reader, "cut.log", data, chunk_bytes=300)  # many small blocks
     path = tmp_path / "cut.log"
     assert Path(report.rejects_file or "").read_text().splitlines() == [
         f"{path}:3: unknown SID {stranger}",
@@ -174,11 +188,14 @@ def test_truncated_last_line_unknown_query_and_unknown_sids(engine: Engine, tmp_
     assert summary["unknown_sids"] == {stranger: 2, other: 1}
 
 
-def test_entra_joined_devices_map_through_the_object_id(engine: Engine, tmp_path: Path) -> None:
+def test_entra_joined_devices_map_through_the_object_id(
+    engine: Engine, tmp_path: Path, reader: str
+) -> None:
     seed_identities(engine, tmp_path)
     report = run(
         engine,
         tmp_path,
+        reader,
         "aad.log",
         log(event("reclaim_userassist", ua(sid_of_entra_object_id(CAROL_ENTRA), OCT5))),
     )
@@ -186,28 +203,33 @@ def test_entra_joined_devices_map_through_the_object_id(engine: Engine, tmp_path
     assert daily(engine) == [("carol@corp.example", "microsoft visio", "2026-10-05", 0, 1)]
 
 
-def test_same_bytes_skipped_overlapping_file_adds_nothing(engine: Engine, tmp_path: Path) -> None:
+def test_same_bytes_skipped_overlapping_file_adds_nothing(
+    engine: Engine, tmp_path: Path, reader: str
+) -> None:
     seed_identities(engine, tmp_path)
     lines = [
         event("reclaim_userassist", ua(ALICE_SID, OCT5 + h * H), at=OCT5 + h * H + 60)
         for h in (8, 9, 10)
     ]
-    first = run(engine, tmp_path, "a.log", log(*lines[:2]))
+    first = run(engine, tmp_path, reader, "a.log", log(*lines[:2]))
     assert first.events == 2
-    again = run(engine, tmp_path, "copy-of-a.log", log(*lines[:2]))
+    again = run(engine, tmp_path, reader, "copy-of-a.log", log(*lines[:2]))
     assert again.status == "duplicate" and "#1" in (again.previous_import or "")
-    grown = run(engine, tmp_path, "a.log.grown", log(*lines))  # the same log, one line longer
+    grown = run(
+        engine, tmp_path, reader, "a.log.grown", log(*lines)
+    )  # the same log, one line longer
     assert (grown.status, grown.events, grown.repeats) == ("imported", 1, 2)
     assert daily(engine) == [("alice@corp.example", "microsoft visio", "2026-10-05", 0, 3)]
 
 
 def test_other_devices_and_logs_out_of_order_still_count_their_days(
-    engine: Engine, tmp_path: Path
+    engine: Engine, tmp_path: Path, reader: str
 ) -> None:
     seed_identities(engine, tmp_path)
     late = run(
         engine,
         tmp_path,
+        reader,
         "ws2.log",
         log(event("reclaim_userassist", ua(ALICE_SID, OCT5 + 12 * H), host="WS-2")),
     )
@@ -217,6 +239,7 @@ def test_other_devices_and_logs_out_of_order_still_count_their_days(
     older = run(
         engine,
         tmp_path,
+        reader,
         "ws1.log",
         log(
             event("reclaim_userassist", ua(ALICE_SID, OCT5 - 3 * 86_400), host="WS-1"),
