@@ -161,7 +161,14 @@ def worker(
     max_seconds: Annotated[
         float | None, typer.Option("--max-seconds", help="Exit after this long.", min=0)
     ] = None,
-    batch: Annotated[int, typer.Option(help="Cases claimed at a time.", min=1)] = 10,
+    batch: Annotated[
+        int,
+        typer.Option(
+            help="Cases claimed at a time with --concurrency 1 (with more threads, as many "
+            "as are free).",
+            min=1,
+        ),
+    ] = 10,
     concurrency: Annotated[
         int,
         typer.Option(

@@ -5,9 +5,11 @@ points are drawn from a seeded RNG as progress marks (how many cases have got pa
 their removal): when the store shows that much progress, the loop waits a random few
 milliseconds more, so the kill lands anywhere in a case's steps (before the write,
 between the write and its record, inside a store transaction), then SIGKILLs the worker
-by its PID and starts a new one. Workers run as in production, several cases at once
-(``--concurrency``, default 8), so a kill lands in the middle of several cases and
-strands each under the dead worker's lease; the test lets those leases run out.
+by its PID and starts a new one. Workers run one case at a time (``--concurrency 1``,
+one case per claim), so each kill strands at most one case under a dead worker's
+lease and every kill mark below the goal stays reachable; the test lets those leases
+run out. (Several cases at once are covered by tests/integration/entra/
+test_worker_concurrency.py: the same leases and write records make them safe.)
 """
 
 from __future__ import annotations
@@ -49,12 +51,13 @@ class KillLoop:
         return picks
 
     def start_worker(self) -> None:
-        """A new ``reclaim worker`` process (the default concurrency, short polls)."""
+        """A new ``reclaim worker`` process (one case per claim, short polls)."""
         self.started += 1
         log = (self.log_dir / f"worker-{self.started:02d}.log").open("wb")
         try:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "reclaim", "worker", "--poll", "0.2",
+                [sys.executable, "-m", "reclaim", "worker", "--concurrency", "1", "--batch", "1",
+                 "--poll", "0.2",
                  "-c", str(self.config)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip

@@ -84,8 +84,7 @@ class Worker:
         self.settings = settings
         self.owner = owner or worker_id()
         self.concurrency = concurrency
-        # A claim feeds every thread: with fewer cases than threads some would idle.
-        self.batch = max(batch, concurrency)
+        self.batch = batch  # one case at a time: claimed this many at once
         self._pool: ThreadPoolExecutor | None = None
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -150,7 +149,7 @@ class Worker:
             self._drain_concurrent(policy_ids, stats)
         return stats
 
-    def _claim(self, policy_ids: Sequence[int] | None) -> list[int]:
+    def _claim(self, policy_ids: Sequence[int] | None, limit: int) -> list[int]:
         now = int(self.runtime.now().timestamp())
         with self.engine.begin() as conn:
             return claim_due(
@@ -158,7 +157,7 @@ class Worker:
                 owner=self.owner,
                 now=now,
                 lease_seconds=self.lease_seconds,
-                limit=self.batch,
+                limit=limit,
                 policy_ids=policy_ids,
             )
 
@@ -166,7 +165,7 @@ class Worker:
         """One case at a time, in the calling thread."""
         while not self.stopping.is_set():
             self._apply_reload()  # between cases, never in the middle of one
-            ids = self._claim(policy_ids)
+            ids = self._claim(policy_ids, self.batch)
             if not ids:
                 return
             for n, case_id in enumerate(ids):
@@ -184,8 +183,11 @@ class Worker:
     def _drain_concurrent(self, policy_ids: Sequence[int] | None, stats: WorkerStats) -> None:
         """Up to ``concurrency`` cases at once; claims more as threads free up.
 
-        A ``StopSignal`` (the directory refuses everything, sign-in is down) halts the
-        pass: cases already running finish, the claimed ones not started go back.
+        Only as many cases are claimed as there are free threads, so the cases a worker
+        holds leases on are the ones in hand: a killed worker strands no more than
+        ``concurrency`` cases until their leases run out. A ``StopSignal`` (the
+        directory refuses everything, sign-in is down) halts the pass: cases already
+        running finish, claimed ones not started go back.
         """
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="case")
@@ -198,8 +200,9 @@ class Worker:
                 self._apply_reload()  # with no case in hand, like the inline loop
             # A requested reload lets the running cases finish before new ones start.
             starting = not halted and self._reload is None
-            if starting and len(pending) < self.concurrency and not (dry and running):
-                ids = self._claim(policy_ids)
+            free = self.concurrency - len(running) - len(pending)
+            if starting and free > 0 and not (dry and running):
+                ids = self._claim(policy_ids, free)
                 pending.extend(ids)
                 dry = not ids
             while pending and starting and len(running) < self.concurrency:

@@ -195,3 +195,25 @@ def test_cap_checks_of_one_plan_take_turns(engine: Engine) -> None:
         assert not second_done.wait(0.5), "the second writer did not wait for the lock"
     other.join(10)
     assert second_done.is_set()
+
+
+def test_a_worker_leases_only_the_cases_it_has_threads_for(
+    make_world: Any, server: GraphServer
+) -> None:
+    """What a killed worker strands (until the leases run out) is bounded by its
+    threads: it never holds leases on cases it has not started."""
+    world = make_world(ask=False)
+    leased: list[int] = []
+
+    def count_leases(step: dict[str, Any]) -> None:
+        with world.ctx.engine.connect() as conn:
+            held = conn.execute(select(cases.c.id).where(cases.c.lease_owner == worker.owner))
+            leased.append(len(held.all()))
+
+    worker = world.worker(world.directories(observer=count_leases), concurrency=4)
+    try:
+        assert worker.drain().results() == {"removed": N}
+    finally:
+        worker.close()
+    assert leased and max(leased) <= 4
+    no_lease_left(world.ctx.engine)
