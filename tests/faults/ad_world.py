@@ -67,10 +67,13 @@ def drop_extra_users(admin: Connection) -> None:
 
 
 def upn_of(dn: str) -> str:
-    cn = dn.split(",", 1)[0].removeprefix("CN=")
-    if cn.startswith("Kfault "):
-        return f"{EXTRA_PREFIX}{cn.split()[1]}@{seed.DNS_DOMAIN}"
-    return f"bulk{cn.split()[1]}@{seed.DNS_DOMAIN}"
+    """The UPN of a LIC-Run member's DN. Attribute names and values are compared
+    case-blind, as AD does: the DC may hand back a DN spelled otherwise than it was
+    written (``cn=`` for ``CN=``), and a case-sensitive prefix check then took a
+    "Kfault" user for a seed "Bulk" one."""
+    cn = dn.split(",", 1)[0].split("=", 1)[1]
+    prefix = EXTRA_PREFIX if cn.lower().startswith("kfault ") else "bulk"
+    return f"{prefix}{cn.split()[1]}@{seed.DNS_DOMAIN}"
 
 
 def build_ad_kill_world(
