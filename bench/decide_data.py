@@ -5,7 +5,8 @@ most working days through an everyday app (that is what "observed" means); ``pol
 licensed products whose groups hold 2 % to 35 % of people. Each member of a group
 follows a persona: active (65 %), stopped (15 %), light user under the floor (8 %),
 never used it (7 %), new joiner in grace (3 %); 3 % of all people go on leave and stop
-reporting anything 10 to 20 days before the end. The roll-ups are generated directly
+reporting anything 10 to 20 days before the end. ``groups="tenant"`` gives the groups
+a large tenant's long tail instead (:func:`group_shares`). The roll-ups are generated directly
 (no event files): ``usage_daily``, ``usage_latest`` and ``usage_observed`` exactly as the
 importer would have written them. Vectorized and seeded.
 """
@@ -57,10 +58,31 @@ def _policy(k: int, rng: np.random.Generator) -> Policy:
     )
 
 
+def group_shares(policies: int, groups: str = "bench") -> list[float]:
+    """The share of people in each policy's group.
+
+    ``bench``: 2 % to 35 %, rising along the policies (the decisions benchmark: every
+    group sizeable). ``tenant``: a large tenant's long tail over hundreds of products,
+    35 % / (k + 1) ** 0.85 for the k-th, at least 0.1 %: a few products held by a third
+    of the company, most by under 2 %; about three per person at 200 products.
+    """
+    if groups == "tenant":
+        return [max(0.001, 0.35 / (k + 1) ** 0.85) for k in range(policies)]
+    if groups != "bench":
+        raise ValueError(f"groups: 'bench' or 'tenant', not {groups!r}")
+    return [0.02 + 0.33 * (k / max(1, policies - 1)) ** 1.5 for k in range(policies)]
+
+
 def generate(
-    *, users: int = 50_000, policies: int = 20, days: int = 90, seed: int = 11
+    *,
+    users: int = 50_000,
+    policies: int = 20,
+    days: int = 90,
+    seed: int = 11,
+    groups: str = "bench",
 ) -> BenchOrg:
-    """The organization; ``end`` is 2026-11-01, so the last day of data is 2026-10-31."""
+    """The organization; ``end`` is 2026-11-01, so the last day of data is 2026-10-31.
+    ``groups`` chooses the group sizes (:func:`group_shares`)."""
     rng = np.random.default_rng(seed)
     end = dt.date(2026, 11, 1)
     first_day = (end - EPOCH).days - days
@@ -76,8 +98,7 @@ def generate(
     uu, dd = np.nonzero(seen)
     parts = [(uu, dd, np.full(len(uu), 1), rng.integers(600, 7200, len(uu)))]
     members = []
-    for k, pol in enumerate(pols):
-        share = 0.02 + 0.33 * (k / max(1, policies - 1)) ** 1.5
+    for k, (pol, share) in enumerate(zip(pols, group_shares(policies, groups), strict=True)):
         who = rng.choice(users, size=int(users * share), replace=False)
         persona = rng.choice(len(PERSONAS), size=len(who), p=PERSONA_SHARE)
         granted = np.where(

@@ -8,11 +8,12 @@ Three parts (``--parts eval,ingest,e2e``), each in fresh PostgreSQL databases (a
 private server is started with scripts/pg.sh unless --pg-url is given):
 
 a. **eval**: a generated tenant (``bench/decide_data.py``: ``--users`` people,
-   ``--policies`` products, ``--days`` of roll-ups) loaded with COPY; the full verdict
-   evaluation (``services.decisions.evaluate``) timed with its peak RSS, then the same
-   work split across 1, 2 and 4 processes. Reclaim splits evaluation *by policy* (each
-   scheduled cycle is one policy, claimed by one worker), not within a policy, so each
-   process evaluates every n-th policy; the time is first start to last finish.
+   ``--policies`` products with ``--groups`` sizes, ``--days`` of roll-ups) loaded with
+   COPY; the full verdict evaluation (``services.decisions.evaluate``) timed with its
+   peak RSS, then the same work split across 1, 2 and 4 processes. Reclaim splits
+   evaluation *by policy* (each scheduled cycle is one policy, claimed by one worker),
+   not within a policy, so each process evaluates every n-th policy; the time is first
+   start to last finish.
 b. **ingest**: 1, 2 and 4 concurrent ``reclaim usage import`` processes, each on its own
    file of ``--events`` events over one population, into one database; events/s over the
    whole run, and a check that the roll-ups hold every event once.
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,9 +68,31 @@ def _drop_made(admin_url: str) -> None:
 
 
 # -- a. evaluation -----------------------------------------------------------------------
-def load_org(url: str, org: Any) -> float:
-    """Load a generated org into a migrated PostgreSQL store with COPY; returns the
-    seconds the summary backfill (``refresh_summaries``) took."""
+CHUNK_USERS = 50_000  # people generated and loaded at a time: bounds the generator's memory
+
+
+def org_chunks(args: argparse.Namespace) -> Iterator[tuple[int, Any]]:
+    """The tenant as (first user id - 1, org) chunks of at most CHUNK_USERS people.
+
+    Each chunk is a ``decide_data`` organization of its own (own seed) with the same
+    policies and group shares, so together they are one tenant of ``--users`` people
+    drawn from the same distribution, without holding all of it in memory at once.
+    """
+    from bench.decide_data import generate
+
+    for n, offset in enumerate(range(0, args.users, CHUNK_USERS)):
+        size = min(CHUNK_USERS, args.users - offset)
+        org = generate(
+            users=size, policies=args.policies, days=args.days, seed=11 + n, groups=args.groups
+        )
+        yield offset, org
+
+
+def load_org(url: str, chunks: Iterable[tuple[int, Any]]) -> tuple[list[Any], dict[str, int]]:
+    """Load the generated tenant into a migrated PostgreSQL store with COPY, chunk by
+    chunk, then backfill the summaries. Returns the first chunk's policies (every chunk
+    has the same ones but for seat costs) and counts: users, memberships, daily roll-ups,
+    backfill seconds."""
     import polars as pl
 
     from reclaim.store.engine import make_engine
@@ -78,51 +102,71 @@ def load_org(url: str, org: Any) -> float:
 
     engine = make_engine(url)
     upgrade(engine)
-    now = int(dt.datetime.combine(org.end, dt.time(), tzinfo=dt.UTC).timestamp())
-    users = pl.DataFrame(
-        {"id": range(1, len(org.upns) + 1), "upn": org.upns, "first_seen": now},
-        schema_overrides={"first_seen": pl.Int64},
-    )
-    apps = pl.DataFrame({"id": range(1, len(org.app_keys) + 1), "key": org.app_keys})
+    policies: list[Any] = []
+    counts = {"users": 0, "memberships": 0, "daily": 0, "events": 0}
+    days: set[int] = set()
+    now = 0
+    ids: dict[str, int] = {}
+    for offset, org in chunks:
+        now = int(dt.datetime.combine(org.end, dt.time(), tzinfo=dt.UTC).timestamp())
+        shift = pl.col("user_id") + offset
+        users = pl.DataFrame(
+            {
+                "id": range(offset + 1, offset + len(org.upns) + 1),
+                "upn": [f"user{offset + i}@corp.example.test" for i in range(len(org.upns))],
+                "first_seen": now,
+            },
+            schema_overrides={"first_seen": pl.Int64},
+        )
+        with engine.begin() as conn:
+            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            if not policies:
+                policies = list(org.policies)
+                apps = pl.DataFrame({"id": range(1, len(org.app_keys) + 1), "key": org.app_keys})
+                _copy(cur, "apps", apps.with_columns(pl.col("key").alias("name")))
+                cur.execute(
+                    "INSERT INTO sources (id, name, kind, rows_accepted, rows_rejected) "
+                    "VALUES (1, 'bench', 'file', 0, 0)"
+                )
+                ids = sync_policies(conn, tuple(policies), now=now)
+            _copy(cur, "users", users)
+            _copy(cur, "usage_daily", org.daily.with_columns(shift))
+            _copy(cur, "usage_latest", org.latest.with_columns(shift))
+            _copy(cur, "usage_observed", org.observed.with_columns(shift))
+            pid = pl.DataFrame(
+                {"policy": range(len(policies)), "policy_id": [ids[p.name] for p in policies]}
+            )
+            rows = org.memberships.join(pid, on="policy").select(
+                "policy_id",
+                shift,
+                "granted_at",
+                pl.lit("file").alias("granted_source"),
+                pl.lit(now).alias("first_seen"),
+                pl.lit(now).alias("last_seen"),
+                pl.lit(True).alias("active"),
+            )
+            _copy(cur, "memberships", rows)
+        counts["users"] += len(org.upns)
+        counts["memberships"] += org.memberships.height
+        counts["daily"] += org.daily.height
+        counts["events"] += int(org.daily.get_column("events").sum())
+        days.update(org.daily.get_column("day").unique().to_list())
+        print(f"  loaded {counts['users']:,} people", flush=True)
+        del org
     with engine.begin() as conn:
-        cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        _copy(cur, "users", users)
-        _copy(cur, "apps", apps.with_columns(pl.col("key").alias("name")))
-        cur.execute(
-            "INSERT INTO sources (id, name, kind, rows_accepted, rows_rejected) "
-            "VALUES (1, 'bench', 'file', %s, 0)",
-            (int(org.daily.get_column("events").sum()),),
-        )
-        _copy(cur, "usage_daily", org.daily)
-        _copy(cur, "usage_latest", org.latest)
-        _copy(cur, "usage_observed", org.observed)
-        ids = sync_policies(conn, tuple(org.policies), now=now)
-        pid = pl.DataFrame(
-            {"policy": range(len(org.policies)), "policy_id": [ids[p.name] for p in org.policies]}
-        )
-        rows = org.memberships.join(pid, on="policy").select(
-            "policy_id",
-            "user_id",
-            "granted_at",
-            pl.lit("file").alias("granted_source"),
-            pl.lit(now).alias("first_seen"),
-            pl.lit(now).alias("last_seen"),
-            pl.lit(True).alias("active"),
-        )
-        _copy(cur, "memberships", rows)
+        conn.exec_driver_sql(f"UPDATE sources SET rows_accepted = {counts['events']} WHERE id = 1")
         for table in ("users", "apps", "sources"):
-            cur.execute(
+            conn.exec_driver_sql(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table}"
             )
-    days = sorted(set(org.daily.get_column("day").to_list()))
     started = time.perf_counter()
     with engine.begin() as conn:
-        refresh_summaries(conn, days, now=now)
-    took = time.perf_counter() - started
+        refresh_summaries(conn, sorted(days), now=now)
+    counts["backfill_s"] = round(time.perf_counter() - started)
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
     engine.dispose()
-    return took
+    return policies, counts
 
 
 def _copy(cur: Any, table: str, frame: Any) -> None:
@@ -152,22 +196,20 @@ def _child_eval(url: str, policies_file: str, share: str) -> dict[str, float]:
 
 def bench_eval(admin_url: str, args: argparse.Namespace, tmp: Path) -> tuple[list[str], str]:
     """Part a: rows of the evaluation table and a one-line description of the data."""
-    from bench.decide_data import generate
-
-    t = time.perf_counter()
-    org = generate(users=args.users, policies=args.policies, days=args.days)
-    shape = (
-        f"{len(org.upns):,} users, {len(org.policies)} policies, "
-        f"{org.memberships.height:,} memberships, {org.daily.height:,} daily roll-ups"
-    )
-    print(f"generated {shape} ({time.perf_counter() - t:.0f} s)", flush=True)
     url = fresh_database(admin_url)
     t = time.perf_counter()
-    backfill = load_org(url, org)
-    print(f"loaded in {time.perf_counter() - t:.0f} s (summary backfill {backfill:.0f} s)")
+    policies, counts = load_org(url, org_chunks(args))
+    shape = (
+        f"{counts['users']:,} users, {len(policies)} policies ({args.groups} group sizes), "
+        f"{counts['memberships']:,} memberships, {counts['daily']:,} daily roll-ups"
+    )
+    print(
+        f"generated and loaded {shape} in {time.perf_counter() - t:.0f} s "
+        f"(summary backfill {counts['backfill_s']} s)",
+        flush=True,
+    )
     policies_file = tmp / "policies.json"
-    policies_file.write_text(json.dumps([p.model_dump(mode="json") for p in org.policies]))
-    del org
+    policies_file.write_text(json.dumps([p.model_dump(mode="json") for p in policies]))
     rows = []
     for n in args.procs:
         procs = [
@@ -199,7 +241,7 @@ def bench_eval(admin_url: str, args: argparse.Namespace, tmp: Path) -> tuple[lis
         label = f"evaluation, {n} process{'es' if n > 1 else ''}"
         rows.append(f"| {label} | {members:,} | {wall:.1f} s | {rss:,.0f} | {target} |")
         print(rows[-1], flush=True)
-    return rows, f"{shape}; summary backfill after the load {backfill:.0f} s"
+    return rows, f"{shape}; summary backfill after the load {counts['backfill_s']} s"
 
 
 # -- b. ingestion ------------------------------------------------------------------------
@@ -310,6 +352,12 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=500_000, help="eval: people")
     ap.add_argument("--policies", type=int, default=200, help="eval: products")
     ap.add_argument("--days", type=int, default=90, help="eval: days of roll-ups")
+    ap.add_argument(
+        "--groups",
+        choices=("tenant", "bench"),
+        default="tenant",
+        help="eval: group sizes, a large tenant's long tail or bench.decide's 2-35 %%",
+    )
     ap.add_argument("--procs", type=_ints, default=[1, 2, 4], help="eval: process counts")
     ap.add_argument("--uploaders", type=_ints, default=[1, 2, 4], help="ingest: process counts")
     ap.add_argument("--events", type=int, default=5_000_000, help="ingest: events per file")
