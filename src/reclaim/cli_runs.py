@@ -33,6 +33,7 @@ def run(
 
     ctx = context(config)
     pol = selected_policies(ctx, policy)[0]
+    stops: list[str] = []
     if dry_run:
         outcome, reports = _dry_run(ctx, pol)
     else:
@@ -43,8 +44,8 @@ def run(
                 stats = worker.drain(policy_ids=[_policy_id(ctx, pol)])
             finally:
                 worker.close()
-        reports = stats.reports
-        for stop in stats.stops:
+        reports, stops = stats.reports, stats.stops
+        for stop in stops:
             err.print(f"[bold red]stopped:[/] {stop}", highlight=False)
     if as_json:
         print_json(
@@ -56,8 +57,10 @@ def run(
                 "closed": [{"user": u, "cause": c} for u, c in outcome.closed],
                 "authorized": outcome.authorized,
                 "awaiting_approval": outcome.awaiting_approval,
+                "blocked": outcome.blocked,  # why nobody was asked or removed, or null
                 "plan": outcome.plan.to_dict(),
                 "steps": [r.__dict__ for r in reports],
+                "stopped": stops,  # why the worker's pass stopped early, if it did
             }
         )
         return

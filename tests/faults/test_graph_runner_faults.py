@@ -6,6 +6,7 @@ tests/integration/graph/test_resilience.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -211,3 +212,14 @@ def test_30_second_hangs_time_out_and_each_seat_is_removed_once(
         assert len(server.requests.removals_of(E3_GROUP, uid, ok=True)) == 1, UPNS[uid]
         assert not server.is_member(uid, E3_GROUP)
     record_graph(world, server, "Graph 30-s hangs (client timeout 1 s)", injected=3)
+
+
+def test_run_json_says_why_the_pass_stopped(world: EntraWorld, server: GraphServer) -> None:
+    server.disable_client(CLIENT_ID)
+    result = CliRunner().invoke(app, ["run", "--policy", "E3", "--json", "-c", str(world.config)])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["blocked"] is None  # the group is writable: the stop is the sign-in's
+    assert out["stopped"] and all("disabled" in s for s in out["stopped"])
+    assert CLIENT_SECRET not in result.stdout
+    assert server.requests.count("DELETE") == 0

@@ -86,6 +86,7 @@ def test_unwritable_group_is_flagged_and_nobody_is_asked_or_removed(
 
     ran = json.loads(cli(world, "run", "--policy", "Locked", "--json"))
     assert ran["opened"] == [] and ran["authorized"] == 0 and ran["steps"] == []
+    assert hint in ran["blocked"] and ran["stopped"] == []
     assert any(hint in a for a in ran["plan"]["alerts"])
     assert count(world, cases) == 0 and count(world, notifications) == 0  # nobody asked
     assert server.requests.count("DELETE") == 0

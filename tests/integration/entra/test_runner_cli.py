@@ -78,6 +78,7 @@ def test_run_removes_and_cases_show_lists_each_graph_step(
     world = make_world()
     out = run_json(world)
     assert sorted(s["result"] for s in out["steps"]) == ["removed"] * 5
+    assert out["blocked"] is None and out["stopped"] == []
     for uid in E3_IDS:
         assert len(server.requests.removals_of(E3_GROUP, uid)) == 1
     shown = json.loads(cli(world, "cases", "show", str(case_id(world, GUEST)), "--json").stdout)
