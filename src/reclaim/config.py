@@ -76,6 +76,9 @@ class EntraSettings(Strict):
     certificate_thumbprint: str | None = None
     authority_host: str = "https://login.microsoftonline.com"
     graph_url: str = "https://graph.microsoft.com"
+    # An extra CA bundle to trust for sign-in and Graph (a TLS-inspecting proxy, a test
+    # server); None: the system's CAs.
+    ca_file: str | None = None
     # Graph's read limit depends on the tenant's size (S < 50, M 50-500, L > 500 users).
     tenant_size: Literal["S", "M", "L"] = "S"
     # Multiplies the documented limits Reclaim paces itself to: below 1 leaves room for

@@ -236,7 +236,7 @@ def _build_entra(d: Directories) -> DirectoryFactory:
     if entra is None:
         raise ValueError("the entra_id workflow needs an entra: section in the config")
     client = GraphClient(
-        settings_from_config(entra, tenant_size=entra.tenant_size),
+        settings_from_config(entra),
         writes_allowed=d.writes_allowed,
         dry_run=d.settings.safety.dry_run,
         budget=graph_budget(d.engine, d.settings),

@@ -334,8 +334,8 @@ def entra_directory_factory(
     before every write (default: ``not settings.safety.paused``); ``dry_run`` (or
     ``settings.safety.dry_run``) makes every write raise ``WriteRefused`` before
     anything is sent. ``graph_options`` go to :func:`settings_from_config`
-    (``ca_file``, ``tenant_size``, ``concurrency``, ...), which ``EntraSettings`` has no
-    fields for yet. ``client`` replaces the one built here (tests).
+    (``concurrency``, timeouts, ...: what ``EntraSettings`` has no fields for).
+    ``client`` replaces the one built here (tests).
     """
     if client is None:
         if settings.entra is None:

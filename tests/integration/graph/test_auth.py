@@ -193,7 +193,10 @@ def test_settings_from_the_config_file_resolve_secrets_lazily(
             "certificate_file": f"file:{pem_file}",
             "authority_host": server.base_url,
             "graph_url": server.base_url,
+            "ca_file": str(server.ca_file),  # the test server's CA, from the config
+            "tenant_size": "L",
         }
     )
-    settings = settings_from_config(entra, ca_file=str(server.ca_file))
+    settings = settings_from_config(entra)
+    assert settings.ca_file == str(server.ca_file) and settings.tenant_size == "L"
     assert make_client(settings=settings).get_user(ALICE).id == ALICE

@@ -252,7 +252,9 @@ class GraphSettings:
 
 
 def settings_from_config(entra: EntraSettings, **options: object) -> GraphSettings:
-    """Build connector settings from the ``entra:`` section of the config file.
+    """Build connector settings from the ``entra:`` section of the config file
+    (``ca_file`` and ``tenant_size`` included); ``options`` set or override other
+    :class:`GraphSettings` fields (``concurrency``, timeouts, ...).
 
     Secret references are resolved lazily, at each token fetch.
     """
@@ -265,11 +267,13 @@ def settings_from_config(entra: EntraSettings, **options: object) -> GraphSettin
         )
     else:
         raise ValueError("entra: set client_secret or certificate_file")
+    fields: dict[str, object] = {"ca_file": entra.ca_file, "tenant_size": entra.tenant_size}
+    fields.update(options)
     return GraphSettings(
         tenant_id=entra.tenant_id,
         client_id=entra.client_id,
         credential=credential,
         authority_host=entra.authority_host,
         graph_url=entra.graph_url,
-        **options,  # type: ignore[arg-type]
+        **fields,  # type: ignore[arg-type]
     )
