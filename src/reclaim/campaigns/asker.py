@@ -83,13 +83,14 @@ class CampaignAsker:
 
     def ask(self, conn: Connection, question: Question, *, now: int) -> str:
         """Ask or remind (see the module docstring); returns the channel used."""
+        stored = store.load_case(conn, question.case_id)
+        if stored is None:
+            raise Rejected(f"case #{question.case_id} is gone", code="campaign-no-case")
+        outbox.lock_recipient(conn, stored.user_id)  # before looking at what was sent
         recorded = outbox.find(conn, question.idempotency_key)
         if recorded is not None and recorded.status == outbox.SENT and recorded.channel:
             return recorded.channel
         at = dt.datetime.fromtimestamp(now, UTC)
-        stored = store.load_case(conn, question.case_id)
-        if stored is None:
-            raise Rejected(f"case #{question.case_id} is gone", code="campaign-no-case")
         zone = ZoneInfo(self.campaigns.timezone or self.settings.timezone)
         self._check_timing(conn, stored.user_id, at=at, zone=zone)
 

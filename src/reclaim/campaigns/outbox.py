@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from reclaim.domain.case import CaseState
 from reclaim.store.tables import cases, notifications
 
 SENT = "sent"
+# The first key of PostgreSQL advisory locks taken per recipient (the second is the
+# user id): a number of Reclaim's own, so other users of the database do not collide.
+_RECIPIENT_LOCK = 0x52434C4D  # "RCLM"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,20 @@ class OutboxRow:
     status: str
     channel: str | None
     created_at: int
+
+
+def lock_recipient(conn: Connection, user_id: int) -> None:
+    """Hold this person's turn for messages until the transaction ends.
+
+    Two workers (or two threads of one) asking two cases of the same person would each
+    find nothing sent today and each send a message. On PostgreSQL the second waits
+    here for the first's transaction, then sees its ``sent`` rows. SQLite needs nothing:
+    the asking transaction begins IMMEDIATE, which already lets one writer at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, :uid)"), {"ns": _RECIPIENT_LOCK, "uid": user_id}
+        )
 
 
 def find(conn: Connection, idempotency_key: str) -> OutboxRow | None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -56,10 +57,12 @@ class Received:
 
 @dataclass
 class Recorder:
-    """aiosmtpd handler: records messages, refuses listed recipients."""
+    """aiosmtpd handler: records messages, refuses listed recipients, and takes
+    ``delay`` seconds to accept each one (a slow mail server)."""
 
     refuse: dict[str, str] = field(default_factory=dict)
     messages: list[Received] = field(default_factory=list)
+    delay: float = 0.0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.lower() in self.refuse:
@@ -68,6 +71,7 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.delay)
         self.messages.append(
             Received(
                 mail_from=envelope.mail_from,

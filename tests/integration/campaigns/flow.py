@@ -55,10 +55,11 @@ class CampaignWorld:
     def clock(self) -> Clock:
         return self.world.clock
 
-    def drain(self) -> WorkerStats:
-        """One worker pass with the asker the runner would build for these settings."""
+    def drain(self, **worker: object) -> WorkerStats:
+        """One worker pass with the asker the runner would build for these settings
+        (``worker``: more Worker arguments, e.g. ``concurrency``)."""
         asker = build_asker(self.world.ctx.engine, self.world.ctx.settings)
-        return self.world.drain(asker=asker)
+        return self.world.drain(asker=asker, **worker)
 
     def mails(self) -> list[EmailMessage]:
         """Every message the SMTP server received, parsed."""

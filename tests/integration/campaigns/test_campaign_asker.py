@@ -59,6 +59,22 @@ def test_two_policies_for_one_person_become_one_message_with_both_products(
         assert cw.world.case("idle0@x.test", "Miro").case.state is S.ANSWERED_RELEASE
 
 
+def test_two_threads_asking_one_person_at_once_send_one_message(
+    db_url: str, tmp_path: Path, smtp_server
+) -> None:
+    # Two cases of one person run at the same moment on two threads, and the mail server
+    # is slow: without a turn per person, each thread finds nothing sent yet and mails.
+    smtp = smtp_server()
+    smtp.recorder.delay = 0.5
+    with campaign_world(db_url, tmp_path, smtp, unused=1, active=1, policies=TWO) as cw:
+        cw.world.cycle("Visio")
+        cw.world.cycle("Miro")
+        assert cw.drain(concurrency=2).results() == {"asked": 2}
+        [mail] = cw.mails()
+        assert mail["Subject"] == "Do you still need these 2 licenses?"
+        assert len(cw.sent_rows()) == 2
+
+
 def test_a_second_ask_the_same_day_waits_for_tomorrow(
     db_url: str, tmp_path: Path, smtp_server
 ) -> None:
