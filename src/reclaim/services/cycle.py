@@ -64,16 +64,28 @@ GATED = frozenset({StepKind.ASK, StepKind.REMOVE})
 
 
 def due_at(
-    case: Case, *, authorized_key: str | None, policy: Policy, now: dt.datetime
+    case: Case,
+    *,
+    authorized_key: str | None,
+    policy: Policy,
+    now: dt.datetime,
+    blocked: bool = False,
 ) -> int | None:
     """When a case next needs a worker (epoch seconds), or None when it waits for a
-    plan, an approval or a person. Asks and removals are due only once authorized."""
+    plan, an approval or a person. Asks and removals are due only once authorized.
+
+    ``blocked``: the policy's group cannot be written (synced, dynamic): asks,
+    reminders and removals all wait, even those authorized before that was seen;
+    nobody is pressed to release what Reclaim could not take back.
+    """
     step = next_step(case, policy, now)
     if step.kind is StepKind.DONE:
         return None
     if step.kind is StepKind.WAIT:
         return store.to_ts(step.due_at)
-    if step.kind in GATED and step.idempotency_key != authorized_key:
+    if step.kind in GATED and (blocked or step.idempotency_key != authorized_key):
+        return None
+    if blocked and step.kind is StepKind.REMIND:
         return None
     return int(now.timestamp())
 
@@ -376,9 +388,13 @@ def apply_cycle(
             continue
         if w.stored.lease_owner is not None and (w.stored.lease_until or 0) >= now_s:
             continue  # a worker holds it and will set its next due time
-        # A blocked group's cases wait, even one authorized before the flag was seen.
-        key = None if group.blocked else w.stored.authorized_key
-        due = due_at(w.case, authorized_key=key, policy=policy, now=now)
+        due = due_at(
+            w.case,
+            authorized_key=w.stored.authorized_key,
+            policy=policy,
+            now=now,
+            blocked=bool(group.blocked),
+        )
         if due != w.stored.next_due_at:
             store.set_columns(conn, w.stored, next_due_at=due)
     return outcome

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from typer.testing import CliRunner
 
 from reclaim.cli import app
+from reclaim.services.entra_sync import sync_policy
 from reclaim.store.directory_tables import directory_groups
 from reclaim.store.tables import cases, notifications
 from reclaim.testing.graph import GraphServer, ManualClock
@@ -124,3 +125,37 @@ def test_without_a_directory_sync_the_plan_says_the_group_is_unchecked(
     (alert,) = pol["alerts"]
     assert "no directory sync has run" in alert and "reclaim directory sync" in alert
     assert {i["status"] for i in pol["items"]} == {"planned"}  # said, not guessed
+
+
+def test_a_group_turned_dynamic_after_the_ask_gets_no_reminder_until_writable(
+    make_world: Any, server: GraphServer
+) -> None:
+    world = make_world(entra_policy("E3", E3_GROUP))
+    policy = world.settings.policy("E3")
+    world.cycle()
+    asked = world.drain().results()["asked"]
+    assert asked and count(world, notifications) == asked
+
+    def resync() -> None:
+        sync_policy(
+            world.ctx.engine,
+            world.client(),
+            policy,
+            configured=world.settings.policies,
+            now=world.clock(),
+        )
+
+    group = server.tenant.groups[E3_GROUP]
+    group.group_types.append("DynamicMembership")  # an admin turned it into a rule
+    resync()
+    world.clock.advance(days=4)  # past the first reminder (day 3)
+    outcome = world.cycle()
+    assert outcome.blocked and DYNAMIC_HINT in outcome.blocked
+    assert world.drain().results() == {}  # no reminder pressing anyone
+    assert count(world, notifications) == asked
+    assert server.requests.count("DELETE") == 0
+
+    group.group_types.clear()  # writable again: the reminders go out
+    resync()
+    assert world.cycle().blocked is None
+    assert world.drain().results() == {"reminded": asked}
