@@ -231,3 +231,31 @@ def test_time_ordered_files_overlapping_days_merge(engine: Engine, tmp_path: Pat
         expected = (360, 6) if 8 <= day <= 10 else (180, 3)
         assert by_day[("a@x.test", first_day + day - 1)] == expected, day
     assert len(rows) == 2 * 15
+
+
+def test_spellings_checked_apart_from_rows_keep_names_and_reasons(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Clean rows are matched by their user and app as written; rows that need
+    trimming or are blank once trimmed take the full check. Names, keys and reasons
+    come out as if every row had taken it."""
+    path = tmp_path / "spellings.csv"
+    path.write_text(
+        "user,app,timestamp,seconds\n"
+        # First spelling of the app is on a row the fast path leaves (seconds " 5").
+        "Ann@X.test, Power BI ,2026-10-01T09:00:00Z, 5\n"
+        "ann@x.test,POWER BI,2026-10-01T10:00:00Z,7\n"
+        "   ,POWER BI,2026-10-01T11:00:00Z,1\n"  # blank once trimmed: rejected
+        "ann@x.test,   ,2026-10-01T11:00:00Z,1\n"
+        "  ANN@x.test,power bi,2026-10-02T09:00:00Z,11\n"
+    )
+    report = run(engine, path, tmp_path, chunk_bytes=80)  # a few rows a chunk
+    assert (report.rows_accepted, report.rows_rejected) == (3, 2)
+    assert [r.split(": ", 1)[1] for r in report.rejects] == ["missing user", "missing app"]
+    assert [int(r.split(":")[-2]) for r in report.rejects] == [4, 5]
+    with engine.connect() as conn:
+        assert conn.execute(select(apps.c.key, apps.c.name)).all() == [("power bi", "Power BI")]
+    assert daily_rows(engine) == [
+        ("ann@x.test", "power bi", D1, 12, 2),
+        ("ann@x.test", "power bi", D1 + 1, 11, 1),
+    ]

@@ -5,9 +5,9 @@ applied. A file is identified by its SHA-256: importing the same bytes again is
 reported and skipped. Bad rows are reported as ``FILE:LINE: reason`` in a rejects
 file beside a JSON summary; good rows are kept.
 
-All data work runs in a reader thread one chunk ahead of the database writes (see
-``import_pipeline``), so two cores work at once, and the queue between them bounds
-memory whatever the file's size.
+All data work runs in a parser and a reader thread, a chunk or two ahead of the
+database writes (see ``import_pipeline``), so two cores work at once, and the
+queues between them bound memory whatever the file's size.
 """
 
 from __future__ import annotations
@@ -152,6 +152,7 @@ def import_usage_file(
                         "usage_daily",
                         item.daily,
                         insert_only=fresh_days.all_fresh(conn, days),
+                        presorted=True,  # the reader sorts (see daily_rollup)
                     )
                     fresh_days.written(days)
                 report.rows_accepted += item.events

@@ -91,7 +91,12 @@ def _sqlite_write(
 
 
 def write_table(
-    conn: Connection, table: str, frame: pl.DataFrame, *, insert_only: bool = False
+    conn: Connection,
+    table: str,
+    frame: pl.DataFrame,
+    *,
+    insert_only: bool = False,
+    presorted: bool = False,
 ) -> None:
     """Merge ``frame`` (columns as the table's, any order) into ``table``.
 
@@ -99,13 +104,14 @@ def write_table(
     checked), which lets the rows go in without conflict handling: plain multi-row
     INSERTs on SQLite, a straight COPY on PostgreSQL (measured ~2.5x faster than
     COPY-then-upsert). A broken promise fails the import on a unique violation;
-    it can never merge wrongly.
+    it can never merge wrongly. ``presorted`` says the rows come sorted by the
+    table's key already (unsorted ones would only go in slower).
     """
     if frame.height == 0:
         return
     cols = _COLUMNS[table]
     keys = list(_MERGE[table][0])
-    frame = frame.select(cols).sort(keys)
+    frame = frame.select(cols) if presorted else frame.select(cols).sort(keys)
     raw: Any = conn.connection.driver_connection
     if conn.dialect.name == "sqlite":
         _sqlite_write(raw, table, cols, frame, insert_only=insert_only)

@@ -6,7 +6,9 @@ group and join much faster than the text keys):
 - ``observed``: (user, month) → a bit per day the user was seen at all;
 - ``latest``: (user, app) → first/last day and last time seen.
 Aggregating a file chunk by chunk and merging gives exactly what one pass would:
-sums add, minima and maxima compose, and day bits OR together.
+sums add, minima and maxima compose, and day bits OR together. ``Accumulator``
+merges polars frames; the file import keeps ``observed`` and ``latest`` with
+``KeyedTotals`` instead (numpy, folded in place), fed from ``daily_rollup``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 SECONDS_PER_DAY = 86_400
@@ -140,3 +143,182 @@ class Accumulator:
         self._flush()
         assert self.total is not None, "result() before any add()"
         return self.total
+
+
+# daily_rollup packs (day, user, app) into one int64 when they fit these bits.
+_DAY_BITS, _USER_BITS, _APP_BITS = 11, 32, 20
+
+
+def daily_rollup(events: pl.DataFrame, *, user: str, app: str) -> pl.DataFrame:
+    """Only the ``daily`` aggregate of ``rollup``, sorted by (day, user, app): for
+    sources that keep ``observed`` and ``latest`` with :class:`KeyedTotals`.
+
+    ``user`` and ``app`` must be integer ids. When the chunk's days and ids fit,
+    the three keys are packed into one integer: grouping and sorting by one column
+    measured ~40% cheaper than by three.
+    """
+    agg = (
+        pl.col("seconds").sum().alias("seconds"),
+        pl.len().cast(pl.Int64).alias("events"),
+        pl.col("ts").min().alias("first_seen"),
+        pl.col("ts").max().alias("last_seen"),
+    )
+    day = pl.col("ts") // SECONDS_PER_DAY
+    bounds = events.select(
+        day.min().alias("d0"),
+        day.max().alias("d1"),
+        pl.col(user).min().alias("u0"),
+        pl.col(user).max().alias("u1"),
+        pl.col(app).min().alias("a0"),
+        pl.col(app).max().alias("a1"),
+    ).row(0, named=True)
+    fits = events.height > 0 and (
+        bounds["d1"] - bounds["d0"] < 1 << _DAY_BITS
+        and bounds["u0"] >= 0
+        and bounds["u1"] < 1 << _USER_BITS
+        and bounds["a0"] >= 0
+        and bounds["a1"] < 1 << _APP_BITS
+    )
+    if not fits:
+        return (
+            events.with_columns(day.cast(pl.Int32).alias("day"))
+            .group_by(user, app, "day")
+            .agg(*agg)
+            .sort("day", user, app)
+        )
+    d0 = int(bounds["d0"])
+    key = ((day - d0) * (1 << _USER_BITS) + pl.col(user)) * (1 << _APP_BITS) + pl.col(app)
+    return (
+        events.select(key.alias("_key"), "ts", "seconds")
+        .group_by("_key")
+        .agg(*agg)
+        .sort("_key")
+        .select(
+            (pl.col("_key") // (1 << (_USER_BITS + _APP_BITS)) + d0).cast(pl.Int32).alias("day"),
+            (pl.col("_key") // (1 << _APP_BITS) % (1 << _USER_BITS)).alias(user),
+            (pl.col("_key") % (1 << _APP_BITS)).alias(app),
+            "seconds",
+            "events",
+            "first_seen",
+            "last_seen",
+        )
+    )
+
+
+def month_and_bit(days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Days since the epoch → (``year * 12 + month - 1``, ``2**(day of month - 1)``),
+    as :func:`month_of_day` and :func:`observed_days` compute them, in numpy."""
+    as_day = days.astype("datetime64[D]")
+    month_start = as_day.astype("datetime64[M]")
+    month = month_start.astype(np.int64) + 1970 * 12
+    day_index = (as_day - month_start.astype("datetime64[D]")).astype(np.int64)
+    return month, np.left_shift(np.int64(1), day_index)
+
+
+_NP_OPS: dict[str, np.ufunc] = {"min": np.minimum, "max": np.maximum, "or": np.bitwise_or}
+_KEY_BITS = 31  # the second key takes the low 31 bits of the packed key, the first 32
+
+
+def _pl_op(op: str, col: str) -> pl.Expr:
+    if op == "min":
+        return pl.col(col).min()
+    if op == "max":
+        return pl.col(col).max()
+    return pl.col(col).bitwise_or()
+
+
+@dataclass
+class KeyedTotals:
+    """A running aggregate keyed by two integer columns (min, max or bitwise or per
+    value column), fed frames whose keys may repeat, in any order.
+
+    The totals are numpy arrays sorted by a packed key: a frame's keys already
+    there are found by binary search and folded in place (``ufunc.at``), and new
+    keys wait until ``fold_rows`` of them are pending, then are sorted in once. A
+    file's keys are nearly all met in its first chunks, so most rows take the
+    first path: measured ~5x cheaper than concatenating and re-grouping frames
+    (:class:`Accumulator`). Keys outside the packable range (negative, or beyond
+    32 and 31 bits) are kept as frames and grouped with polars at the end.
+    """
+
+    keys: tuple[str, str]
+    values: dict[str, tuple[str, str]]  # output column → (input column, "min"|"max"|"or")
+    fold_rows: int = 200_000
+    packed: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    totals: dict[str, np.ndarray] = field(default_factory=dict)
+    pending: list[tuple[np.ndarray, dict[str, np.ndarray]]] = field(default_factory=list)
+    pending_rows: int = 0
+    unpacked: list[pl.DataFrame] = field(default_factory=list)
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Fold in one frame holding the key columns and every input column."""
+        if frame.height == 0:
+            return
+        high = frame.get_column(self.keys[0]).to_numpy().astype(np.int64, copy=False)
+        low = frame.get_column(self.keys[1]).to_numpy().astype(np.int64, copy=False)
+        if high.min() < 0 or high.max() >> 32 or low.min() < 0 or low.max() >> _KEY_BITS:
+            self.unpacked.append(
+                frame.select(*self.keys, *(pl.col(c).alias(o) for o, (c, _) in self.values.items()))
+            )
+            return
+        key = (high << _KEY_BITS) | low
+        order = np.argsort(key, kind="stable")  # adaptive: daily rows come in runs
+        key = key[order]
+        vals = {
+            out: frame.get_column(col).to_numpy().astype(np.int64, copy=False)[order]
+            for out, (col, _) in self.values.items()
+        }
+        if len(self.packed):
+            pos = np.searchsorted(self.packed, key)
+            pos[pos == len(self.packed)] = 0
+            hit = self.packed[pos] == key
+            for out, (_, op) in self.values.items():
+                _NP_OPS[op].at(self.totals[out], pos[hit], vals[out][hit])
+            if hit.all():
+                return
+            miss = ~hit
+            key = key[miss]
+            vals = {out: v[miss] for out, v in vals.items()}
+        self.pending.append((key, vals))
+        self.pending_rows += len(key)
+        if self.pending_rows >= self.fold_rows:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self.pending:
+            return
+        key = np.concatenate([self.packed, *(k for k, _ in self.pending)])
+        order = np.argsort(key)
+        key = key[order]
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+        for out, (_, op) in self.values.items():
+            empty = np.empty(0, dtype=np.int64)
+            merged = np.concatenate(
+                [self.totals.get(out, empty), *(v[out] for _, v in self.pending)]
+            )
+            self.totals[out] = _NP_OPS[op].reduceat(merged[order], starts)
+        self.packed = key[starts]
+        self.pending, self.pending_rows = [], 0
+
+    def empty(self) -> bool:
+        """True when nothing was added."""
+        return not len(self.packed) and not self.pending and not self.unpacked
+
+    def result(self) -> pl.DataFrame:
+        """One row per key: the key columns and the output columns."""
+        self._fold()
+        frame = pl.DataFrame(
+            {
+                self.keys[0]: self.packed >> _KEY_BITS,
+                self.keys[1]: self.packed & ((1 << _KEY_BITS) - 1),
+                **{out: self.totals.get(out, np.empty(0, dtype=np.int64)) for out in self.values},
+            },
+            schema={c: pl.Int64 for c in (*self.keys, *self.values)},
+        )
+        if not self.unpacked:
+            return frame
+        return (
+            pl.concat([frame, *(f.cast(pl.Int64) for f in self.unpacked)])
+            .group_by(*self.keys)
+            .agg(_pl_op(op, out) for out, (_, op) in self.values.items())
+        )
