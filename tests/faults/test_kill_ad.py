@@ -46,7 +46,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def run_dc(
     dc1: SambaDC,
-    admin: Connection,
     hybrid_server: GraphServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[SambaDC]:
@@ -57,8 +56,17 @@ def run_dc(
     for name in CA_ENV_VARS:
         monkeypatch.setenv(name, str(hybrid_server.ca_file))
     yield dc1
-    drop_extra_users(admin)
-    put_back_run_group(dc1)
+    # A fresh connection: a run that failed under load may have left ``admin``'s
+    # socket closed, and LIC-Run must be put back whatever happened, or the next
+    # test meets a group of 2,000.
+    try:
+        fresh = dc1.admin_connection()
+        try:
+            drop_extra_users(fresh)
+        finally:
+            fresh.unbind()
+    finally:
+        put_back_run_group(dc1)
 
 
 def removal_rows_per_case(engine: Engine) -> list[tuple[int, int]]:
