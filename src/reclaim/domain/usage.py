@@ -8,7 +8,11 @@ can only ever *hide* use, never invent it, so "used" verdicts may be reached on 
 data and "not used" verdicts never are.
 
 The per-member values are named tuples rather than frozen dataclasses: just as
-immutable, but several times cheaper to build, and a run builds millions of them.
+immutable, but several times cheaper to build. A whole policy's members travel as
+:class:`FactColumns` (one list per field, no tuple per member) and are judged in one
+call (:meth:`Evaluator.judge_columns`): most members are plainly in use, and that is
+decided for all of them at once by comparing day numbers; everyone else goes through
+the same per-member rules as :meth:`Evaluator.evaluate`.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
-from typing import NamedTuple
+from functools import lru_cache, partial
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
 
 from reclaim.domain.names import user_key
 from reclaim.domain.policy import Policy
@@ -96,6 +104,109 @@ class Verdict(NamedTuple):
 
 
 _new = tuple.__new__
+
+#: Day numbers count days since 1970-01-01 (as the store keeps them); this one stands
+#: for "no day" (``None``) in :class:`DayNumbers`, below every real day.
+NO_DAY = int(np.iinfo(np.int64).min)
+EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class FactColumns:
+    """The facts of many members of one policy: the fields of :class:`MemberFacts` and
+    :class:`UsageFacts`, one list each, in the same member order.
+
+    A run judges a million members; a list per field costs a few objects per policy
+    where tuples cost several per member (and the cyclic collector's walk over them).
+    ``active_months`` may be updated in place before judging (the seasonal pass).
+    """
+
+    users: list[str]
+    groups: list[frozenset[str]]
+    granted_on: list[dt.date | None]
+    last_used: list[dt.date | None]
+    minutes_in_window: list[float | None]
+    first_observed: list[dt.date | None]
+    last_observed: list[dt.date | None]
+    active_months: list[int]
+
+    def __post_init__(self) -> None:
+        n = len(self.users)
+        if any(len(getattr(self, f)) != n for f in self.__slots__):
+            raise ValueError("every column of FactColumns must have one value per member")
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def member(self, i: int) -> MemberFacts:
+        """The ``i``-th member's :class:`MemberFacts`."""
+        return _new(MemberFacts, (self.users[i], self.groups[i], self.granted_on[i]))
+
+    def usage(self, i: int) -> UsageFacts:
+        """The ``i``-th member's :class:`UsageFacts`."""
+        return _new(
+            UsageFacts,
+            (
+                self.last_used[i],
+                self.minutes_in_window[i],
+                self.first_observed[i],
+                self.last_observed[i],
+                self.active_months[i],
+            ),
+        )
+
+    def members(self) -> list[MemberFacts]:
+        """Every member's :class:`MemberFacts` (built now, in C: no Python frame each)."""
+        return list(
+            map(
+                partial(_new, MemberFacts),
+                zip(self.users, self.groups, self.granted_on, strict=True),
+            )
+        )
+
+    def usages(self) -> list[UsageFacts]:
+        """Every member's :class:`UsageFacts`."""
+        cols = (
+            self.last_used,
+            self.minutes_in_window,
+            self.first_observed,
+            self.last_observed,
+            self.active_months,
+        )
+        return list(map(partial(_new, UsageFacts), zip(*cols, strict=True)))
+
+    @classmethod
+    def of(cls, members: Iterable[tuple[MemberFacts, UsageFacts]]) -> FactColumns:
+        """Columns from per-member facts (for callers that have tuples)."""
+        rows = [(*m, *u) for m, u in members]
+        cols: list[list[object]] = [list(c) for c in zip(*rows, strict=True)]
+        if not rows:
+            cols = [[] for _ in range(8)]
+        return cls(*cols)  # type: ignore[arg-type]
+
+
+Days = npt.NDArray[np.int64]
+
+
+class DayNumbers(NamedTuple):
+    """The fields of :class:`FactColumns` that the common verdicts depend on, as arrays:
+    ``granted_on`` and ``last_used`` as day numbers (:data:`NO_DAY` for ``None``) and
+    ``minutes_in_window`` as floats (NaN for ``None``). The store has them as numbers
+    already; :meth:`of` derives them from the columns otherwise."""
+
+    granted_on: Days
+    last_used: Days
+    minutes_in_window: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, facts: FactColumns) -> DayNumbers:
+        """The arrays of ``facts``."""
+
+        def days(col: list[dt.date | None]) -> Days:
+            return np.array([NO_DAY if d is None else (d - EPOCH).days for d in col], np.int64)
+
+        minutes = [np.nan if m is None else m for m in facts.minutes_in_window]
+        return cls(days(facts.granted_on), days(facts.last_used), np.array(minutes, np.float64))
 
 
 def month_index(day: dt.date) -> int:
@@ -190,10 +301,12 @@ class Evaluator:
         "_ex_users",
         "_fresh_cutoff",
         "_grace_cutoff",
+        "_grace_day",
         "_in_use",
         "_min_minutes",
         "_never_cutoff",
         "_unused_cutoff",
+        "_unused_day",
         "_window_cutoff",
         "_window_days",
         "as_of",
@@ -221,6 +334,8 @@ class Evaluator:
         self._unused_cutoff = as_of - day * policy.unused_days  # used on/after it: recent
         self._never_cutoff = self._unused_cutoff - day  # observed on/before it: long enough
         self._fresh_cutoff = as_of - day * freshness_days
+        self._grace_day = (self._grace_cutoff - EPOCH).days  # the same two, as day numbers
+        self._unused_day = (self._unused_cutoff - EPOCH).days
         floor = policy.underuse
         self._min_minutes = floor.min_minutes if floor else None
         self._window_days = floor.window_days if floor else 0
@@ -240,6 +355,89 @@ class Evaluator:
         # of the ~3 µs a member costs, and a run builds one Verdict per member and policy.
         kind, reason = self._judge(member, usage)
         return _new(Verdict, (kind, reason, usage.last_used, usage.minutes_in_window))
+
+    def plainly_in_use(self, facts: FactColumns, days: DayNumbers) -> npt.NDArray[np.bool_]:
+        """Which members are ``in_use`` by rule 3, reached (neither excluded nor in
+        grace), found for all at once by comparing numbers; the others' verdicts need
+        the per-member rules (:meth:`judge_columns`)."""
+        n = len(facts)
+        if any(len(a) != n for a in days):
+            raise ValueError("days must have one value per member of facts")
+        # NO_DAY is never recent, and an unknown grant date (NO_DAY) is never in grace.
+        plain = (days.last_used >= self._unused_day) & (days.granted_on <= self._grace_day)
+        if self._min_minutes is not None:
+            minutes = days.minutes_in_window
+            plain &= np.isnan(minutes) | (minutes >= self._min_minutes)
+        plain[self._excluded(facts)] = False
+        return plain
+
+    def judge_columns(
+        self,
+        facts: FactColumns,
+        days: DayNumbers | None = None,
+        *,
+        plain: npt.NDArray[np.bool_] | None = None,
+    ) -> tuple[list[VerdictKind], list[str]]:
+        """Every member's verdict kind and reason, in member order. ``days``: the same
+        facts as arrays (derived from ``facts`` when not given); ``plain``: what
+        :meth:`plainly_in_use` says of them, when already known.
+
+        The same verdicts as :meth:`evaluate` member by member: the plainly ``in_use``
+        get the constant ``in_use`` reason, and everyone else, a minority, goes through
+        the per-member rules (:meth:`_judge`), so no rule is written twice past the
+        common case.
+        """
+        n = len(facts)
+        if days is None:
+            days = DayNumbers.of(facts)
+        if plain is None:
+            plain = self.plainly_in_use(facts, days)
+        elif len(plain) != n:
+            raise ValueError("plain must have one value per member of facts")
+        kinds = [VerdictKind.IN_USE] * n
+        reasons = [self._in_use[False]] * n
+        if self._min_minutes is not None:  # the two reasons differ only with a floor
+            for i in np.flatnonzero(plain & np.isnan(days.minutes_in_window)).tolist():
+                reasons[i] = self._in_use[True]
+        slow = np.flatnonzero(~plain).tolist()
+        if not slow:
+            return kinds, reasons
+        # The others' facts gathered and rebuilt as tuples in C (itemgetter, tuple.__new__).
+        get = itemgetter(*slow)
+
+        def pick(col: list[Any]) -> tuple[Any, ...]:
+            return get(col) if len(slow) > 1 else (get(col),)  # one index: no tuple
+
+        f = facts
+        members = map(
+            partial(_new, MemberFacts),
+            zip(pick(f.users), pick(f.groups), pick(f.granted_on), strict=True),
+        )
+        cols: tuple[list[Any], ...] = (
+            f.last_used,
+            f.minutes_in_window,
+            f.first_observed,
+            f.last_observed,
+        )
+        usages = map(
+            partial(_new, UsageFacts), zip(*map(pick, cols), pick(f.active_months), strict=True)
+        )
+        for i, (kind, reason) in zip(slow, map(self._judge, members, usages), strict=True):
+            kinds[i] = kind
+            reasons[i] = reason
+        return kinds, reasons
+
+    def _excluded(self, facts: FactColumns) -> list[int]:
+        """Indexes of members an exclusion may apply to (a superset is fine: they are
+        judged member by member)."""
+        out = []
+        hits = self._ex_users.intersection(facts.users)
+        if hits:
+            out = [i for i, u in enumerate(facts.users) if u in hits]
+        if self._ex_groups:
+            ex = self._ex_groups
+            out += [i for i, g in enumerate(facts.groups) if g and not ex.isdisjoint(g)]
+        return out
 
     def _judge(self, member: MemberFacts, usage: UsageFacts) -> tuple[VerdictKind, str]:
         last = usage.last_used

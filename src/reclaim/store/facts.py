@@ -1,16 +1,19 @@
 """The facts verdicts are made of, for every member of several policies, in a few queries.
 
-For a set of policies and a date this builds, per member, the domain's
+For a set of policies and a date this builds the fields of the domain's
 :class:`~reclaim.domain.usage.MemberFacts` and :class:`~reclaim.domain.usage.UsageFacts`
-with set-based queries only (never a query per user):
+for every member, as columns (:class:`~reclaim.domain.usage.FactColumns`, and the
+numbers the batch evaluator compares as arrays), with set-based queries only (never a
+query per user) and array operations per policy (nothing in Python per member):
 
 - members and grant dates from ``memberships``;
 - last use and seconds in the window per (user, app) (``store.usage_window``);
 - first and last day observed by any source from ``usage_observed``.
 
 ``active_months`` (the seasonal rule's input) is left at 0 and loaded by
-:func:`active_months` only for the members it can matter for: the rule is consulted
-only for someone who would otherwise be ``unused`` or ``underused``.
+:func:`active_months` only for the members it can matter for (``services.decisions``):
+the rule is consulted only for someone who would otherwise be ``unused`` or
+``underused``.
 
 Membership is the current one: looking back in time (``as_of`` in the past) judges
 today's members on the usage known up to that day.
@@ -23,16 +26,34 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import groupby
-from operator import itemgetter
+from itertools import repeat
+from typing import NamedTuple
 
+import numpy as np
 from sqlalchemy import Connection, Engine, func, select, text
 
 from reclaim.domain.policy import Policy
-from reclaim.domain.usage import MemberFacts, UsageFacts, month_index
+from reclaim.domain.usage import (
+    NO_DAY,
+    DayNumbers,
+    FactColumns,
+    MemberFacts,
+    UsageFacts,
+    month_index,
+)
 from reclaim.store.tables import apps, memberships, usage_latest, users
 from reclaim.store.usage_queries import day_number
-from reclaim.store.usage_window import CHUNK, EPOCH, Pairs, fetch, month_bounds, pair_usage
+from reclaim.store.usage_window import (
+    CHUNK,
+    EPOCH,
+    Ints,
+    PairUsage,
+    bit_lengths,
+    fetch,
+    int_rows,
+    month_starts,
+    pair_usage,
+)
 
 DEFAULT_WINDOW_DAYS = 90  # minutes are shown for policies without an underuse floor too
 
@@ -41,8 +62,9 @@ DEFAULT_WINDOW_DAYS = 90  # minutes are shown for policies without an underuse f
 class PolicyFacts:
     """Every active member of one policy, as of one date, in user id order.
 
-    Parallel lists rather than one object per member: a run holds hundreds of
-    thousands of members, and the per-object cost showed in profiles.
+    Columns rather than one object per member (:class:`FactColumns`, and the same
+    facts as arrays for the batch evaluator): a run holds hundreds of thousands of
+    members, and the per-object cost showed in profiles.
     """
 
     policy: Policy
@@ -51,8 +73,18 @@ class PolicyFacts:
     window_days: int
     app_ids: tuple[int, ...]
     user_ids: list[int]
-    members: list[MemberFacts]
-    usage: list[UsageFacts]
+    facts: FactColumns
+    days: DayNumbers
+
+    @property
+    def members(self) -> list[MemberFacts]:
+        """Each member's :class:`MemberFacts` (built on each call)."""
+        return self.facts.members()
+
+    @property
+    def usage(self) -> list[UsageFacts]:
+        """Each member's :class:`UsageFacts` (built on each call)."""
+        return self.facts.usages()
 
 
 def window_days_of(policy: Policy) -> int:
@@ -86,41 +118,38 @@ def _in_list(ids: Sequence[int]) -> str:
     return ",".join(str(int(i)) for i in ids)
 
 
-def _observed(conn: Connection, as_of: dt.date, member_filter: str) -> dict[int, tuple[int, int]]:
-    """user id → (first, last) day seen by any source, on or before ``as_of``."""
+class Observed(NamedTuple):
+    """First and last day seen by any source, per user (arrays, by user id)."""
+
+    user_ids: Ints
+    first: Ints
+    last: Ints
+
+
+def _observed(conn: Connection, as_of: dt.date, member_filter: str) -> Observed:
+    """First and last day seen by any source, on or before ``as_of``, per user seen.
+
+    One row per user, whatever the length of the history: a user's first day is the
+    lowest day bit of their earliest month (``mask & -mask``, the least such bit over
+    its rows), the last the highest of their latest (a greater mask has no lower top
+    bit), each packed with its month so that one MIN and one MAX find them.
+    """
     top = month_index(as_of)
-    keep = (1 << as_of.day) - 1
     rows = fetch(
         conn,
         text(
-            "WITH b AS (SELECT user_id, MIN(month) AS lo, MAX(month) AS hi FROM usage_observed "
-            "WHERE (month < :top OR (month = :top AND (days_mask & :keep) != 0)) "
-            f"{member_filter} GROUP BY user_id) "
-            "SELECT o.user_id, o.month, o.days_mask, b.lo, b.hi FROM usage_observed o "
-            "JOIN b ON o.user_id = b.user_id AND (o.month = b.lo OR o.month = b.hi)"
+            "SELECT user_id, MIN(month * 4294967296 + (m & -m)), MAX(month * 4294967296 + m) "
+            "FROM (SELECT user_id, month, CASE WHEN month = :top THEN days_mask & :keep "
+            f"ELSE days_mask END AS m FROM usage_observed WHERE month <= :top {member_filter}"
+            # Days after as_of this month do not count yet.
+            ") AS o WHERE m != 0 GROUP BY user_id ORDER BY user_id"
         ),
-        {"top": top, "keep": keep},
+        {"top": top, "keep": (1 << as_of.day) - 1},
     )
-    lo_mask: dict[int, int] = defaultdict(int)
-    hi_mask: dict[int, int] = defaultdict(int)
-    months: dict[int, tuple[int, int]] = {}
-    for uid, month, mask, lo, hi in rows:
-        if month == top:
-            mask &= keep  # days after as_of this month do not count yet
-        if month == lo:
-            lo_mask[uid] |= mask
-        if month == hi:
-            hi_mask[uid] |= mask
-        months[uid] = (lo, hi)
-    starts = {m: month_bounds(m)[0] for m in {m for pair in months.values() for m in pair}}
-    out = {}
-    for uid, (lo, hi) in months.items():
-        first = lo_mask[uid]
-        out[uid] = (
-            starts[lo] + (first & -first).bit_length() - 1,
-            starts[hi] + hi_mask[uid].bit_length() - 1,
-        )
-    return out
+    uid, lo, hi = int_rows(rows, 3).T
+    first = month_starts(lo >> 32) + bit_lengths(lo & 0xFFFFFFFF) - 1
+    last = month_starts(hi >> 32) + bit_lengths(hi & 0xFFFFFFFF) - 1
+    return Observed(uid, first, last)
 
 
 def _group_map(
@@ -166,54 +195,70 @@ def load_facts(
         later = None if engine is None else side.submit(_on_own_connection, engine, per_user)
         app_map = app_ids_by_policy(conn, [p for p, _ in policies])
         hi = day_number(as_of)
-        pairs_by_window: dict[int, Pairs] = {}
+        pairs_by_window: dict[int, PairUsage | None] = {}
         for window in sorted({window_days_of(p) for p, _ in policies}):
             wanted = sorted(
                 {a for p, _ in policies if window_days_of(p) == window for a in app_map[p.name]}
             )
             pairs_by_window[window] = (
-                pair_usage(conn, wanted, lo=hi - window + 1, hi=hi) if wanted else {}
+                pair_usage(conn, wanted, lo=hi - window + 1, hi=hi) if wanted else None
             )
         members, upns, observed = per_user(conn) if later is None else later.result()
     groups: dict[int, frozenset[str]] = {}
     if any(p.exclude.groups for p, _ in policies):
         labels = {pid: group_labels(p) for p, pid in (*all_policies, *policies)}
-        groups = _group_map(conn, {uid for _, uid, _ in members}, labels)
+        groups = _group_map(conn, set(members.user_ids.tolist()), labels)
 
     date = _Dates()
-    seen = {uid: (date[first], date[last]) for uid, (first, last) in observed.items()}
-
-    # The rows come by policy: each policy's run of them, as they are (no new tuples).
-    by_policy = {pid: list(rows) for pid, rows in groupby(members, key=itemgetter(0))}
     out = []
     for policy, pid in policies:
         window = window_days_of(policy)
         app_ids = app_map[policy.name]
-        people = by_policy.get(pid, [])
-        member_facts, usage = _facts(
-            people,
-            [pairs_by_window[window][a] for a in app_ids],
+        pairs = pairs_by_window[window]
+        at = np.searchsorted(members.policy_ids, [pid, pid + 1]).tolist()
+        uids = members.user_ids[at[0] : at[1]]
+        user_ids = uids.tolist()
+        facts, days = _facts(
+            uids,
+            members.granted_at[at[0] : at[1]],
+            [pairs.of_app(a) for a in app_ids] if pairs is not None else [],
             lo=hi - window + 1,
+            user_ids=user_ids,
             upns=upns,
             groups=groups,
-            seen=seen,
+            observed=observed,
             date=date,
         )
-        user_ids = list(map(itemgetter(1), people))
-        out.append(PolicyFacts(policy, pid, as_of, window, app_ids, user_ids, member_facts, usage))
+        out.append(PolicyFacts(policy, pid, as_of, window, app_ids, user_ids, facts, days))
     return out
 
 
-class _Dates(dict[int, dt.date]):
+class _Dates(dict[int, dt.date | None]):
     """Day numbers to dates, each converted once (a run meets a few hundred distinct
-    days a million times; a missing key is the only Python-level call)."""
+    days a million times; a missing key is the only Python-level call). NO_DAY is
+    ``None``."""
+
+    def __init__(self) -> None:
+        super().__init__({NO_DAY: None})
 
     def __missing__(self, n: int) -> dt.date:
         found = self[n] = EPOCH + dt.timedelta(days=n)
         return found
 
+    def of(self, days: Ints) -> list[dt.date | None]:
+        """The dates of an array of day numbers (``None`` for NO_DAY)."""
+        return list(map(self.__getitem__, days.tolist()))
 
-PerUser = tuple[list[tuple[int, int, int | None]], dict[int, str], dict[int, tuple[int, int]]]
+
+class Members(NamedTuple):
+    """Active memberships (arrays, by policy id then user id); NO_DAY for no grant time."""
+
+    policy_ids: Ints
+    user_ids: Ints
+    granted_at: Ints
+
+
+PerUser = tuple[Members, dict[int, str], Observed]
 
 
 def _per_user_reader(as_of: dt.date, ids: Sequence[int]) -> Callable[[Connection], PerUser]:
@@ -225,16 +270,18 @@ def _per_user_reader(as_of: dt.date, ids: Sequence[int]) -> Callable[[Connection
     def read(conn: Connection) -> PerUser:
         # The index probe and its ORDER BY measured cheaper in CPU than a full scan
         # sorted here, even with every policy judged.
-        members = fetch(
+        rows = fetch(
             conn,
             text(
-                "SELECT policy_id, user_id, granted_at FROM memberships WHERE active = TRUE "
-                f"AND policy_id IN ({in_ids}) ORDER BY policy_id, user_id"
+                "SELECT policy_id, user_id, COALESCE(granted_at, :none) FROM memberships "
+                f"WHERE active = TRUE AND policy_id IN ({in_ids}) ORDER BY policy_id, user_id"
             ),
+            {"none": NO_DAY},
         )
+        members = Members(*int_rows(rows, 3).T)
         total_users = conn.execute(select(func.count()).select_from(users)).scalar() or 0
         # Reading every user's rows beats an IN filter unless the members are few.
-        narrow = 2 * len({uid for _, uid, _ in members}) < total_users
+        narrow = 2 * len(np.unique(members.user_ids)) < total_users
         in_members = (
             f"(SELECT user_id FROM memberships WHERE active = TRUE AND policy_id IN ({in_ids}))"
         )
@@ -250,67 +297,63 @@ def _on_own_connection(engine: Engine, read: Callable[[Connection], PerUser]) ->
         return read(conn)
 
 
-_new = tuple.__new__  # builds the named tuples without their Python-level __new__ frame
+def _lookup(keys: Ints, found: Ints, columns: Sequence[tuple[Ints, int]]) -> list[Ints]:
+    """For each of ``keys``, per (values, default) of ``columns``: the entry of values
+    (parallel to the sorted ``found``) where the key is found, else the default."""
+    if not len(found):
+        return [np.full(len(keys), default, np.int64) for _, default in columns]
+    at = np.minimum(np.searchsorted(found, keys), len(found) - 1)
+    hit = found[at] == keys
+    return [np.where(hit, values[at], default) for values, default in columns]
 
 
 def _facts(
-    members: list[tuple[int, int, int | None]],
-    per_app: list[dict[int, tuple[int, int]]],
+    uids: Ints,
+    granted_at: Ints,
+    per_app: list[tuple[Ints, Ints, Ints]],
     *,
     lo: int,
+    user_ids: list[int],
     upns: dict[int, str],
     groups: dict[int, frozenset[str]],
-    seen: dict[int, tuple[dt.date, dt.date]],
+    observed: Observed,
     date: _Dates,
-) -> tuple[list[MemberFacts], list[UsageFacts]]:
-    """One policy's facts, in the order of ``members`` (policy id, user id, grant time).
-    The hot loop of a decision run (once per member and policy): dict reads and two
-    tuples per member, nothing else."""
+) -> tuple[FactColumns, DayNumbers]:
+    """One policy's facts, in the order of ``uids`` (its members' user ids, sorted; and
+    the same as the list ``user_ids``): array operations per policy and app, and a
+    C-level map per column, so nothing runs in Python once per member."""
+    n = len(uids)
+    last = np.full(n, NO_DAY, np.int64)
+    secs = np.zeros(n, np.int64)
+    for app_users, app_last, app_secs in per_app:  # the policy's apps (aliases)
+        app_day, app_seconds = _lookup(uids, app_users, [(app_last, NO_DAY), (app_secs, 0)])
+        last = np.maximum(last, app_day)
+        secs += app_seconds
+    # Not used in the window: 0 minutes; used in it with no duration reported at all:
+    # None (underuse is not judged).
+    used = last >= lo
+    unknown = used & (secs == 0)
+    minutes = np.where(used, secs / 60, 0.0)
+    minutes_list: list[float | None] = minutes.tolist()
+    for i in np.flatnonzero(unknown).tolist():
+        minutes_list[i] = None
+    minutes[unknown] = np.nan
+    first, last_seen = _lookup(
+        uids, observed.user_ids, [(observed.first, NO_DAY), (observed.last, NO_DAY)]
+    )
+    granted = np.where(granted_at == NO_DAY, NO_DAY, granted_at // 86_400)
     none: frozenset[str] = frozenset()
-    no_usage = (None, 0)
-    no_seen = (None, None)
-    member_facts: list[MemberFacts] = []
-    usage: list[UsageFacts] = []
-    single = per_app[0] if len(per_app) == 1 else None
-    for _, uid, granted in members:
-        if single is not None:
-            last, secs = single.get(uid, no_usage)
-        else:
-            last, secs = None, 0
-            for by_user in per_app:
-                pair = by_user.get(uid)
-                if pair is not None:
-                    if last is None or pair[0] > last:
-                        last = pair[0]
-                    secs += pair[1]
-        if last is None or last < lo:
-            minutes: float | None = 0.0
-        else:  # used in the window; no duration reported at all: underuse not judged
-            minutes = secs / 60 if secs else None
-        first, last_seen = seen.get(uid, no_seen)
-        member_facts.append(
-            _new(
-                MemberFacts,
-                (
-                    upns[uid],
-                    groups.get(uid, none),
-                    None if granted is None else date[granted // 86_400],
-                ),
-            )
-        )
-        usage.append(
-            _new(
-                UsageFacts,
-                (
-                    None if last is None else date[last],
-                    minutes,
-                    first,
-                    last_seen,
-                    0,
-                ),
-            )
-        )
-    return member_facts, usage
+    facts = FactColumns(
+        users=list(map(upns.__getitem__, user_ids)),
+        groups=list(map(groups.get, user_ids, repeat(none, n))) if groups else [none] * n,
+        granted_on=date.of(granted),
+        last_used=date.of(last),
+        minutes_in_window=minutes_list,
+        first_observed=date.of(first),
+        last_observed=date.of(last_seen),
+        active_months=[0] * n,
+    )
+    return facts, DayNumbers(granted, last, minutes)
 
 
 def active_months(

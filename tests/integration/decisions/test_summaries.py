@@ -132,7 +132,10 @@ def test_refreshing_day_by_day_or_by_month_equals_a_plain_computation(engine: En
             expr, _ = window_sum_sql(lo, hi)
             assert "usage_daily" not in expr  # no daily roll-up is read, whatever the window
             pairs = pair_usage(conn, [1, 2, 3], lo=lo, hi=hi)
-            found = {(u, a): got for a, by_user in pairs.items() for u, got in by_user.items()}
+            found = {
+                (u, a): (last, secs)
+                for a, u, last, secs in zip(*(c.tolist() for c in pairs), strict=True)
+            }
             expected = daily.filter(pl.col("day") <= hi).select("user_id", "app_id").unique()
             assert set(found) == set(expected.iter_rows())  # first used after hi: left out
             for (u, a), got in found.items():

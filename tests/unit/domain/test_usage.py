@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections.abc import Callable
 
@@ -12,7 +13,9 @@ from hypothesis import strategies as st
 
 from reclaim.domain.usage import (
     PRECEDENCE,
+    DayNumbers,
     Evaluator,
+    FactColumns,
     MemberFacts,
     SeasonalRule,
     UsageFacts,
@@ -315,6 +318,89 @@ def test_any_facts_give_exactly_one_safe_verdict(
         else:
             assert minutes is not None
             assert minutes < 120
+
+
+# Days ago on and around every threshold of POLICY (grace 14, unused 30, window 90,
+# freshness 7), and a few others.
+near = st.one_of(
+    st.none(),
+    st.sampled_from([-1, 0, 1, 6, 7, 8, 13, 14, 15, 29, 30, 31, 32, 88, 89, 90, 91, 200]).map(
+        lambda n: AS_OF - dt.timedelta(days=n)
+    ),
+)
+member_facts = st.tuples(
+    st.builds(
+        MemberFacts,
+        st.sampled_from(["a@x", "b@x", "ceo@example.com"]),
+        st.frozensets(st.sampled_from(["staff", "vip", "sales"])),
+        near,
+    ),
+    st.builds(
+        UsageFacts,
+        near,
+        st.one_of(st.none(), st.sampled_from([0.0, 119.99, 120.0]), st.floats(0, 10_000)),
+        near,
+        near,
+        st.integers(0, 2**26 - 1),
+    ),
+)
+
+
+@given(
+    members=st.lists(member_facts, max_size=30),
+    floor=st.booleans(),
+    excluded=st.booleans(),
+)
+def test_judging_a_whole_policy_at_once_gives_each_member_verdict(
+    members: list[tuple[MemberFacts, UsageFacts]], floor: bool, excluded: bool
+) -> None:
+    policy = make_policy(
+        underuse={"min_minutes": 120, "window_days": 90} if floor else None,
+        exclude={"users": ["ceo@example.com"], "groups": ["VIP"]} if excluded else {},
+    )
+    ev = Evaluator(policy, as_of=AS_OF)
+    columns = FactColumns.of(members)
+    kinds, reasons = ev.judge_columns(columns, DayNumbers.of(columns))
+    expected = [ev.evaluate(m, u) for m, u in members]
+    assert list(zip(kinds, reasons, strict=True)) == [(v.kind, v.reason) for v in expected]
+    assert ev.judge_columns(columns) == (kinds, reasons)  # the arrays derived alike
+    assert columns.members() == [m for m, _ in members]
+    assert columns.usages() == [u for _, u in members]
+
+
+@pytest.mark.parametrize("floor", [True, False])
+def test_judging_at_once_matches_each_member_on_every_threshold(floor: bool) -> None:
+    # Every combination of grant date, last use, minutes and freshness around the
+    # policy's thresholds: the batch's shortcut must never claim a member it should not.
+    policy = make_policy(underuse={"min_minutes": 120, "window_days": 90} if floor else None)
+    ago = [None, *(AS_OF - dt.timedelta(days=n) for n in (-1, 0, 7, 8, 13, 14, 15, 29, 30, 31))]
+    users = ["a@x", "ceo@example.com", "b@x"]
+    groups = [frozenset(), frozenset({"vip"}), frozenset({"staff"}), frozenset({"staff"})]
+    members = [
+        (
+            MemberFacts(users[i % 3], groups[i % 4], granted),
+            UsageFacts(last, minutes, first, seen, (i % 2) * 0b1001001001),
+        )
+        for i, (granted, last, minutes, seen, first) in enumerate(
+            itertools.product(
+                ago,
+                ago,
+                [None, 0.0, 119.99, 120.0, 500.0],
+                ago,
+                [None, AS_OF - dt.timedelta(days=200)],
+            )
+        )
+    ]
+    ev = Evaluator(policy, as_of=AS_OF)
+    kinds, reasons = ev.judge_columns(FactColumns.of(members))
+    expected = [ev.evaluate(m, u) for m, u in members]
+    assert list(zip(kinds, reasons, strict=True)) == [(v.kind, v.reason) for v in expected]
+    assert len(set(kinds)) >= 5
+
+
+def test_fact_columns_must_be_parallel() -> None:
+    with pytest.raises(ValueError, match="one value per member"):
+        FactColumns(["a@x"], [], [None], [None], [None], [None], [None], [0])
 
 
 def test_docs_worked_example() -> None:
