@@ -1,4 +1,5 @@
-"""SQLite write transactions (``store.engine.begin_write``): writers queue, readers do not.
+"""SQLite write transactions (``store.engine.begin_write``): writers queue, readers do not;
+and the writers' turn (``store.engine.writers_turn``) across threads and processes.
 
 A transaction that reads, then writes, began DEFERRED fails at once with "database is
 locked" when another writer committed in between; ``begin_write`` begins IMMEDIATE so
@@ -8,13 +9,15 @@ writer in WAL mode.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from reclaim.store.engine import begin_write, make_engine
+from reclaim.store.engine import begin_write, make_engine, writers_turn
 
 
 def _counter(tmp_path: Path) -> Engine:
@@ -71,3 +74,57 @@ def test_a_read_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     assert seen == 0  # the writer's snapshot is not visible until it commits
     assert waited < 0.5, f"a plain read waited {waited:.2f} s for the writer"
     engine.dispose()
+
+
+# A second OS process that takes the writers' turn, says so, holds it, then exits.
+_HOLDER = """
+import sys, time
+from reclaim.store.engine import make_engine, writers_turn
+engine = make_engine(sys.argv[1])
+with writers_turn(engine):
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_writer_in_another_process_holds_the_turn_until_it_is_done(tmp_path: Path) -> None:
+    engine = _counter(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(engine.url), "0.6"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        asked = time.monotonic()
+        with writers_turn(engine):
+            waited = time.monotonic() - asked
+        assert waited > 0.3, f"took the turn after {waited:.2f} s while another process held it"
+    finally:
+        holder.wait(timeout=10)
+    assert holder.returncode == 0
+
+
+def test_threads_take_the_writers_turn_one_at_a_time(tmp_path: Path) -> None:
+    engine = _counter(tmp_path)
+    inside, most = 0, 0
+    guard = threading.Lock()
+
+    def turn() -> None:
+        nonlocal inside, most
+        with writers_turn(engine):
+            with guard:
+                inside += 1
+                most = max(most, inside)
+            time.sleep(0.01)
+            with guard:
+                inside -= 1
+
+    threads = [threading.Thread(target=turn) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert most == 1
+    assert (tmp_path / "w.db-writers.lock").exists()

@@ -7,11 +7,10 @@ Used by :mod:`reclaim.campaigns.responses`; nothing here reads a token.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 import unicodedata
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import TypeVar
 
@@ -24,23 +23,19 @@ from reclaim.domain.case import CaseEvent
 from reclaim.services import cases as case_service
 from reclaim.services.cycle import due_at
 from reclaim.store import cases as store
-from reclaim.store.engine import begin_write, is_sqlite
+from reclaim.store.engine import begin_write, writers_turn
 
 MAX_REASON = 500  # characters kept of a free-text reason
 RESTORE_REQUESTED = "restore_requested"  # the case event recording "I need it back"
 _T = TypeVar("_T")
-_SQLITE_WRITES = threading.Lock()
 _ASKING = frozenset({dc.CaseState.ASKED, dc.CaseState.REMINDED})
 
 
 def writing(engine: Engine) -> AbstractContextManager[object]:
-    """On SQLite, one writer at a time from this process.
-
-    The writes below begin IMMEDIATE, so writers from other processes wait their turn
-    on busy_timeout; within one process a lock hands the turn over at once, where
-    SQLite's busy handler would sleep and poll.
-    """
-    return _SQLITE_WRITES if is_sqlite(engine) else nullcontext()
+    """The writer's turn on SQLite (:func:`reclaim.store.engine.writers_turn`): answers
+    from many threads and web processes hand the write lock over at once instead of
+    polling SQLite's busy handler."""
+    return writers_turn(engine)
 
 
 def sqlite_retry(write: Callable[[], _T]) -> _T:

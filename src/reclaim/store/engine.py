@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,3 +79,37 @@ def begin_write(engine: Engine) -> Iterator[Connection]:
         conn.execution_options(**{WRITE_OPTION: True})
         with conn.begin():
             yield conn
+
+
+# One lock per SQLite file for the threads of this process (see writers_turn).
+_TURNS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+
+
+@contextmanager
+def writers_turn(engine: Engine) -> Iterator[None]:
+    """On SQLite, wait for this writer's turn before a short write transaction; a no-op
+    on other databases.
+
+    Why: a writer that finds the SQLite lock taken sleeps in SQLite's busy handler for
+    1, 2, 5 … up to 100 ms between polls, so under many concurrent short writers (the
+    response page) a few wait far longer than the writes take. Here writers queue on
+    locks that wake the next one the moment the turn is free: a thread lock within the
+    process, then ``flock`` on ``<database>-writers.lock`` across processes (web
+    workers of the same store). A holder only holds it around one transaction, which
+    busy_timeout bounds, so a blocking wait cannot hang for good. The file is opened
+    per turn: a descriptor inherited across ``fork`` would share its lock.
+    """
+    if not is_sqlite(engine):
+        yield
+        return
+    database = engine.url.database or ""
+    with _TURNS[database]:
+        if not database or database == ":memory:":
+            yield
+            return
+        fd = os.open(database + "-writers.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
