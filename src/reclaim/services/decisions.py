@@ -28,6 +28,7 @@ from reclaim.domain.usage import (
     DEFAULT_FRESHNESS_DAYS,
     NO_DAY,
     Evaluator,
+    FactColumns,
     MemberFacts,
     SeasonalRule,
     UsageFacts,
@@ -63,8 +64,9 @@ class PolicyVerdicts:
     window_days: int
     app_ids: tuple[int, ...]
     user_ids: list[int]
-    members: list[MemberFacts]
-    usage: list[UsageFacts]
+    # The facts stay columns; the per-member tuples are built when asked for (most
+    # callers want the candidates only, a small part of the members).
+    facts: FactColumns
     verdicts: list[Verdict]
 
     @property
@@ -72,14 +74,30 @@ class PolicyVerdicts:
         """Active members of the license group."""
         return len(self.user_ids)
 
+    @property
+    def members(self) -> list[MemberFacts]:
+        """Every member's :class:`MemberFacts` (built on each call)."""
+        return self.facts.members()
+
+    @property
+    def usage(self) -> list[UsageFacts]:
+        """Every member's :class:`UsageFacts` (built on each call)."""
+        return self.facts.usages()
+
     def rows(self) -> Iterator[MemberVerdict]:
         """Every member with their verdict."""
-        for row in zip(self.user_ids, self.members, self.usage, self.verdicts, strict=True):
+        f = self.facts
+        for row in zip(self.user_ids, f.members(), f.usages(), self.verdicts, strict=True):
             yield MemberVerdict(*row)
 
     def candidates(self) -> list[MemberVerdict]:
         """Members whose verdict makes them reclamation candidates."""
-        return [r for r in self.rows() if r.verdict.kind.is_candidate]
+        f = self.facts
+        return [
+            MemberVerdict(self.user_ids[i], f.member(i), f.usage(i), v)
+            for i, v in enumerate(self.verdicts)
+            if v.kind.is_candidate
+        ]
 
     def breakdown(self) -> dict[str, int]:
         """How many members got each verdict (every kind listed, zeros included)."""
@@ -186,7 +204,7 @@ def _evaluate(
             for i in maybe:
                 f.active_months[i] = bits.get(pf.user_ids[i], 0)
         kinds, reasons = judge.judge_columns(f, pf.days, plain=plain)
-        # Every member's tuples, built in C (tuple.__new__ over zipped columns).
+        # Every member's verdict tuple, built in C (tuple.__new__ over zipped columns).
         verdicts = list(
             map(
                 partial(_new, Verdict),
@@ -201,8 +219,7 @@ def _evaluate(
                 pf.window_days,
                 pf.app_ids,
                 pf.user_ids,
-                f.members(),
-                f.usages(),
+                f,
                 verdicts,
             )
         )
