@@ -311,9 +311,10 @@ def bench_ingest(admin_url: str, args: argparse.Namespace, tmp: Path) -> list[st
 
 
 def _upload_all(files: list[Path], config: Path, env: dict[str, str]) -> int:
-    """Run one ``reclaim usage import`` per file, all at once; an import that fails
-    because the database gave up on it (a deadlock: the command says to run it again)
-    is run again, as an uploader would. Returns how many were run again."""
+    """Run one ``reclaim usage import`` per file, all at once. An import PostgreSQL
+    rolls back to break a deadlock starts over by itself (``DEADLOCK_TRIES``, logged);
+    one that still fails that way is run again, as an uploader would. Returns how many
+    attempts were made again, by the imports or here."""
     cmd = [sys.executable, "-m", "reclaim", "usage", "import"]
     pending = {
         f: subprocess.Popen(
@@ -330,6 +331,7 @@ def _upload_all(files: list[Path], config: Path, env: dict[str, str]) -> int:
         f, proc = next(iter(pending.items()))
         _, err = proc.communicate()
         del pending[f]
+        retried += err.count("deadlock with another writer")
         if proc.returncode == 0:
             continue
         if "run the command again" not in err or retried >= 3 * len(files):

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
 
 from reclaim.services.usage_import import import_usage_file
+from reclaim.store.engine import make_engine
+from reclaim.store.migrate import upgrade
 from reclaim.store.tables import apps, imports, usage_daily, usage_latest, usage_observed, users
 from reclaim.store.usage_queries import day_number
 from reclaim.usage_sources.files import FileFormatError
@@ -259,3 +263,67 @@ def test_spellings_checked_apart_from_rows_keep_names_and_reasons(
         ("ann@x.test", "power bi", D1, 12, 2),
         ("ann@x.test", "power bi", D1 + 1, 11, 1),
     ]
+
+
+@pytest.mark.postgres
+def test_an_import_postgresql_rolls_back_to_break_a_deadlock_runs_again(
+    pg_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two uploads at once can deadlock on PostgreSQL: the one rolled back starts over
+    by itself, and the roll-ups hold its events once."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    path = tmp_path / "u.csv"
+    path.write_text(
+        "user,app,timestamp,seconds\nalice@corp.example,VISIO.EXE,2026-10-01T09:00:00Z,600\n"
+    )
+    other = engine.connect()
+    other_tx = other.begin()
+    # Another writer holds alice's new user row (not committed yet) ...
+    other.execute(text("INSERT INTO users (upn, first_seen) VALUES ('alice@corp.example', 0)"))
+    outcome: dict[str, object] = {}
+
+    def upload() -> None:
+        try:
+            outcome["report"] = run(engine, path, tmp_path, source="uploads")
+        except Exception as exc:  # the assertion below shows it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=upload)
+    worker.start()
+    try:
+        # ... the import creates its source row, then waits for alice's row ...
+        deadline = time.monotonic() + 10
+        while not _waiting_for_a_lock(engine) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _waiting_for_a_lock(engine), "the import never waited for alice's row"
+        # ... and the other writer now waits for the import's source row: a cycle, which
+        # PostgreSQL breaks (after deadlock_timeout, 1 s) by rolling the import back.
+        other.execute(
+            text(
+                "INSERT INTO sources (name, kind, rows_accepted, rows_rejected) "
+                "VALUES ('uploads', 'file', 0, 0) ON CONFLICT DO NOTHING"
+            )
+        )
+    finally:
+        other_tx.rollback()  # the other writer gives up: the import's second try goes through
+        other.close()
+        worker.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    report = outcome["report"]
+    assert report.status == "imported" and report.rows_accepted == 1  # type: ignore[attr-defined]
+    assert daily_rows(engine) == [("alice@corp.example", "visio.exe", D1, 600, 1)]
+    assert any("deadlock" in r.getMessage() for r in caplog.records)
+    engine.dispose()
+
+
+def _waiting_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        )

@@ -1,8 +1,9 @@
 """Importing a usage file: chunked parse → validate → roll up → merge, in one transaction.
 
 The whole file is one transaction, so a crash or a bad file leaves nothing half
-applied. A file is identified by its SHA-256: importing the same bytes again is
-reported and skipped. Bad rows are reported as ``FILE:LINE: reason`` in a rejects
+applied; one that PostgreSQL rolls back to break a deadlock with a concurrent
+upload is run again (``DEADLOCK_TRIES``). A file is identified by its SHA-256:
+importing the same bytes again is reported and skipped. Bad rows are reported as ``FILE:LINE: reason`` in a rejects
 file beside a JSON summary; good rows are kept.
 
 All data work runs in a parser and a reader thread, a chunk or two ahead of the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -23,8 +25,10 @@ from typing import Any, TypeVar
 
 import polars as pl
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import OperationalError
 
 from reclaim.services.import_pipeline import Reader, Totals, run_reader
+from reclaim.store.engine import deadlocked
 from reclaim.store.keys import resolve_keys, source_id
 from reclaim.store.summaries import refresh_summaries
 from reclaim.store.tables import imports, sources
@@ -33,6 +37,11 @@ from reclaim.usage_sources.files import guess_format
 
 DEFAULT_CHUNK_BYTES = 12 * 1024 * 1024  # measured: ~1M events/s within 500 MB peak
 REJECTS_SHOWN = 20  # how many bad rows a report carries inline; all go to the rejects file
+# Attempts at an import that PostgreSQL rolls back to break a deadlock with another
+# writer (several uploaders at once): the import is one transaction, so it starts over.
+DEADLOCK_TRIES = 3
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -101,7 +110,6 @@ def import_usage_file(
     started = time.perf_counter()
     report = ImportReport(file=str(path), format=fmt, source=source)
     size = path.stat().st_size
-    digest = hashlib.sha256()
 
     # Hashing costs a full read; only pay it up front when a same-sized file was
     # imported before (the only way this one can be a repeat). Otherwise the hash is
@@ -118,60 +126,40 @@ def import_usage_file(
     stamp = now.strftime("%Y%m%dT%H%M%S")
     report_dir.mkdir(parents=True, exist_ok=True)
     rejects_path = report_dir / f"{path.name}.{stamp}.rejects.txt"
-    try:
-        with engine.begin() as conn, rejects_path.open("w", encoding="utf-8") as rejects_out:
-            src_id = source_id(conn, source, "file")
-            reader = Reader(path=path, fmt=fmt, chunk_bytes=chunk_bytes, digest=digest, now_s=now_s)
-
-            def resolve(users: list[str], apps: dict[str, str]) -> Any:
-                return resolve_keys(conn, users=users, apps=apps, now=now_s)
-
-            done = 0
-            fresh_days = FreshDays()
-            for item in run_reader(reader, resolve):
-                if isinstance(item, Totals):
-                    if item.latest is not None:
-                        write_table(conn, "usage_latest", item.latest)
-                    if item.observed is not None:
-                        write_table(
-                            conn,
-                            "usage_observed",
-                            item.observed.with_columns(source_id=pl.lit(src_id)),
-                        )
-                    continue
-                for line, reason in sorted(item.bad):
-                    text = f"{path}:{line}: {reason}"
-                    rejects_out.write(text + "\n")
-                    if len(report.rejects) < REJECTS_SHOWN:
-                        report.rejects.append(text)
-                report.rows_rejected += len(item.bad)
-                if item.daily is not None:
-                    days = item.daily.get_column("day").unique().to_list()
-                    write_table(
-                        conn,
-                        "usage_daily",
-                        item.daily,
-                        insert_only=fresh_days.all_fresh(conn, days),
-                        presorted=True,  # the reader sorts (see daily_rollup)
-                    )
-                    fresh_days.written(days)
-                report.rows_accepted += item.events
-                done += item.bytes_read
-                if progress:
-                    progress(done, size)
-            refresh_summaries(conn, fresh_days.touched, defer=True)  # the next decision refreshes
-            report.sha256 = digest.hexdigest()
-            prior = _prior_import(conn, report.sha256)
-            if prior is not None:  # same bytes, different name and size check raced
-                report.status, report.previous_import = "duplicate", prior
-                raise DuplicateFile
-            _record(conn, report, src_id=src_id, size=size, now_s=now_s)
-    except DuplicateFile:
-        rejects_path.unlink(missing_ok=True)
-        return report
-    except BaseException:
-        rejects_path.unlink(missing_ok=True)
-        raise
+    for attempt in range(1, DEADLOCK_TRIES + 1):
+        try:
+            _import_once(
+                engine,
+                path,
+                report,
+                rejects_path=rejects_path,
+                chunk_bytes=chunk_bytes,
+                now_s=now_s,
+                size=size,
+                progress=progress,
+            )
+        except DuplicateFile:
+            rejects_path.unlink(missing_ok=True)
+            return report
+        except OperationalError as exc:
+            rejects_path.unlink(missing_ok=True)
+            if not deadlocked(exc) or attempt == DEADLOCK_TRIES:
+                raise
+            # PostgreSQL rolled this import back to break a deadlock with another
+            # writer (concurrent uploads): nothing of it was kept; read the file again.
+            log.warning(
+                "%s: deadlock with another writer, rolled back; importing again (%d of %d)",
+                path,
+                attempt + 1,
+                DEADLOCK_TRIES,
+            )
+            report.rows_accepted = report.rows_rejected = 0
+            report.rejects.clear()
+            continue
+        except BaseException:
+            rejects_path.unlink(missing_ok=True)
+            raise
+        break
 
     return finish_report(
         report,
@@ -217,3 +205,66 @@ def _record(conn: Connection, report: ImportReport, *, src_id: int, size: int, n
             rows_rejected=sources.c.rows_rejected + report.rows_rejected,
         )
     )
+
+
+def _import_once(
+    engine: Engine,
+    path: Path,
+    report: ImportReport,
+    *,
+    rejects_path: Path,
+    chunk_bytes: int,
+    now_s: int,
+    size: int,
+    progress: Progress | None,
+) -> None:
+    """One attempt at the import, in one transaction (all of it kept, or none)."""
+    digest = hashlib.sha256()
+    fmt, source = report.format, report.source
+    with engine.begin() as conn, rejects_path.open("w", encoding="utf-8") as rejects_out:
+        src_id = source_id(conn, source, "file")
+        reader = Reader(path=path, fmt=fmt, chunk_bytes=chunk_bytes, digest=digest, now_s=now_s)
+
+        def resolve(users: list[str], apps: dict[str, str]) -> Any:
+            return resolve_keys(conn, users=users, apps=apps, now=now_s)
+
+        done = 0
+        fresh_days = FreshDays()
+        for item in run_reader(reader, resolve):
+            if isinstance(item, Totals):
+                if item.latest is not None:
+                    write_table(conn, "usage_latest", item.latest)
+                if item.observed is not None:
+                    write_table(
+                        conn,
+                        "usage_observed",
+                        item.observed.with_columns(source_id=pl.lit(src_id)),
+                    )
+                continue
+            for line, reason in sorted(item.bad):
+                text = f"{path}:{line}: {reason}"
+                rejects_out.write(text + "\n")
+                if len(report.rejects) < REJECTS_SHOWN:
+                    report.rejects.append(text)
+            report.rows_rejected += len(item.bad)
+            if item.daily is not None:
+                days = item.daily.get_column("day").unique().to_list()
+                write_table(
+                    conn,
+                    "usage_daily",
+                    item.daily,
+                    insert_only=fresh_days.all_fresh(conn, days),
+                    presorted=True,  # the reader sorts (see daily_rollup)
+                )
+                fresh_days.written(days)
+            report.rows_accepted += item.events
+            done += item.bytes_read
+            if progress:
+                progress(done, size)
+        refresh_summaries(conn, fresh_days.touched, defer=True)  # the next decision refreshes
+        report.sha256 = digest.hexdigest()
+        prior = _prior_import(conn, report.sha256)
+        if prior is not None:  # same bytes, different name and size check raced
+            report.status, report.previous_import = "duplicate", prior
+            raise DuplicateFile
+        _record(conn, report, src_id=src_id, size=size, now_s=now_s)

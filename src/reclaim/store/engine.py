@@ -18,6 +18,17 @@ from sqlalchemy.engine import make_url
 WRITE_OPTION = "reclaim_writes"
 
 
+#: SQLSTATEs of a transaction PostgreSQL rolled back to let another one through: a
+#: deadlock, or a serialization failure. Running it again is safe and usually works.
+_CONFLICT_STATES = frozenset({"40P01", "40001"})
+
+
+def deadlocked(exc: BaseException) -> bool:
+    """True when ``exc`` (a SQLAlchemy error) says the database rolled the transaction
+    back to break a deadlock (or a serialization conflict) with another transaction."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in _CONFLICT_STATES
+
+
 def is_sqlite(engine: Engine) -> bool:
     """True when the engine talks to SQLite."""
     return engine.dialect.name == "sqlite"
