@@ -64,8 +64,8 @@ class PolicyVerdicts:
     window_days: int
     app_ids: tuple[int, ...]
     user_ids: list[int]
-    # The facts stay columns; the per-member tuples are built when asked for (most
-    # callers want the candidates only, a small part of the members).
+    # The facts stay columns; the per-member tuples are built by rows() and
+    # candidates() (most callers want the candidates only, a small part of the members).
     facts: FactColumns
     verdicts: list[Verdict]
 
@@ -73,16 +73,6 @@ class PolicyVerdicts:
     def group_size(self) -> int:
         """Active members of the license group."""
         return len(self.user_ids)
-
-    @property
-    def members(self) -> list[MemberFacts]:
-        """Every member's :class:`MemberFacts` (built on each call)."""
-        return self.facts.members()
-
-    @property
-    def usage(self) -> list[UsageFacts]:
-        """Every member's :class:`UsageFacts` (built on each call)."""
-        return self.facts.usages()
 
     def rows(self) -> Iterator[MemberVerdict]:
         """Every member with their verdict."""

@@ -3,8 +3,8 @@
 The whole file is one transaction, so a crash or a bad file leaves nothing half
 applied; one that PostgreSQL rolls back to break a deadlock with a concurrent
 upload is run again (``DEADLOCK_TRIES``). A file is identified by its SHA-256:
-importing the same bytes again is reported and skipped. Bad rows are reported as ``FILE:LINE: reason`` in a rejects
-file beside a JSON summary; good rows are kept.
+importing the same bytes again is reported and skipped. Bad rows are reported as
+``FILE:LINE: reason`` in a rejects file beside a JSON summary; good rows are kept.
 
 All data work runs in a parser and a reader thread, a chunk or two ahead of the
 database writes (see ``import_pipeline``), so two cores work at once, and the

@@ -37,8 +37,6 @@ from reclaim.domain.usage import (
     NO_DAY,
     DayNumbers,
     FactColumns,
-    MemberFacts,
-    UsageFacts,
     month_index,
 )
 from reclaim.store.tables import apps, memberships, usage_latest, users
@@ -75,16 +73,6 @@ class PolicyFacts:
     user_ids: list[int]
     facts: FactColumns
     days: DayNumbers
-
-    @property
-    def members(self) -> list[MemberFacts]:
-        """Each member's :class:`MemberFacts` (built on each call)."""
-        return self.facts.members()
-
-    @property
-    def usage(self) -> list[UsageFacts]:
-        """Each member's :class:`UsageFacts` (built on each call)."""
-        return self.facts.usages()
 
 
 def window_days_of(policy: Policy) -> int:

@@ -224,7 +224,8 @@ def test_facts_match_a_plain_computation_including_a_look_back(
             apps = app_ids_by_policy(conn, [policy])["Visio"]
             months = active_months(conn, app_ids=apps, user_ids=facts.user_ids, as_of=as_of)
         lo = as_of - dt.timedelta(days=44)
-        for uid, member, usage in zip(facts.user_ids, facts.members, facts.usage, strict=True):
+        cols = facts.facts
+        for uid, member, usage in zip(facts.user_ids, cols.members(), cols.usages(), strict=True):
             mine = [(a, d, s) for u, a, d, s in events if u == member.user and d <= as_of]
             used = [(d, s) for a, d, s in mine if a != "Teams"]
             seen = [d for _, d, _ in mine]
