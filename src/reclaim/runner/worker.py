@@ -2,9 +2,12 @@
 
 Any number of workers may run against one database: cases are claimed with leases
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), cycles with per-tick leases. Within a
-worker, up to ``concurrency`` cases run at once, each in its own thread: a case spends
-most of its time waiting for Graph or a domain controller, so overlapping those waits
-is what brings a worker up to the directory's write ceiling (bench/graph_reclaim.py).
+worker, up to ``concurrency`` units of work run at once, each in its own thread: a case,
+or a group of up to ``group_size`` (20) due removals of one policy whose directory takes
+them together (Graph's ``$batch``: :mod:`reclaim.services.group_removal`). Work spends
+most of its time waiting for Graph or a domain controller, so overlapping those waits,
+and sharing each store transaction and request among a group, is what brings a worker
+up to the directory's write ceiling (bench/graph_reclaim.py).
 A worker stops gracefully when asked (SIGTERM/SIGINT in the CLI): it finishes the cases
 in hand, gives back the leases it still holds, and exits. SIGHUP re-reads the
 configuration between two cases (:mod:`reclaim.runner.reload`).
@@ -19,22 +22,24 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from reclaim.campaigns.asker import build_asker
 from reclaim.config import Settings
 from reclaim.runner.reload import reload_refusal
 from reclaim.runner.scheduler import run_due_cycles
 from reclaim.services.cycle import CycleOutcome
+from reclaim.services.group_removal import GROUP_SIZE, groups_removals, process_removals
 from reclaim.services.runtime import Runtime, StepReport, StopSignal
 from reclaim.services.steps import process_case
-from reclaim.store.case_claims import claim_due, release
+from reclaim.store.case_claims import claim_due, claim_removals, release
 from reclaim.store.policies import sync_policies
+from reclaim.store.tables import policies as policies_table
 from reclaim.workflows.asker import Asker
 from reclaim.workflows.directory import DirectoryFactory
 from reclaim.workflows.gate import WriteGate
@@ -60,6 +65,22 @@ class WorkerStats:
         return Counter(r.result for r in self.reports)
 
 
+@dataclass(frozen=True)
+class Unit:
+    """Work for one thread: one case (``process_case``), or a group of one policy's due
+    removals (``process_removals``, up to ``GROUP_SIZE`` cases)."""
+
+    run: Callable[[Runtime, Sequence[int]], list[StepReport]]
+    ids: tuple[int, ...]
+
+    def __call__(self, rt: Runtime) -> list[StepReport]:
+        return self.run(rt, self.ids)
+
+
+def _one(rt: Runtime, ids: Sequence[int]) -> list[StepReport]:
+    return process_case(rt, ids[0])
+
+
 class Worker:
     """Runs cycles and due cases until stopped (see the module docstring)."""
 
@@ -74,6 +95,7 @@ class Worker:
         owner: str | None = None,
         batch: int = 10,
         concurrency: int = 1,
+        group_size: int = GROUP_SIZE,
         lease_seconds: int = 600,
         poll_seconds: float = 5.0,
         dry_run: bool = False,
@@ -84,7 +106,8 @@ class Worker:
         self.settings = settings
         self.owner = owner or worker_id()
         self.concurrency = concurrency
-        self.batch = batch  # one case at a time: claimed this many at once
+        self.group_size = max(1, min(group_size, GROUP_SIZE))  # removals sent together
+        self.batch = batch  # one unit at a time: claimed this many at once
         self._pool: ThreadPoolExecutor | None = None
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -143,55 +166,96 @@ class Worker:
         fresh = getattr(self.runtime.directories, "new_run", None)
         if callable(fresh):  # users and groups are re-read once per pass, not per case
             fresh()
+        grouped = self._grouped_policies(policy_ids)
         if self.concurrency == 1:
-            self._drain_inline(policy_ids, stats)
+            self._drain_inline(policy_ids, grouped, stats)
         else:
-            self._drain_concurrent(policy_ids, stats)
+            self._drain_concurrent(policy_ids, grouped, stats)
         return stats
 
-    def _claim(self, policy_ids: Sequence[int] | None, limit: int) -> list[int]:
-        now = int(self.runtime.now().timestamp())
-        with self.engine.begin() as conn:
-            return claim_due(
-                conn,
-                owner=self.owner,
-                now=now,
-                lease_seconds=self.lease_seconds,
-                limit=limit,
-                policy_ids=policy_ids,
-            )
+    def _grouped_policies(self, policy_ids: Sequence[int] | None) -> list[int]:
+        """The stored ids of enabled policies whose directory takes grouped removals."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(policies_table.c.id, policies_table.c.name)).all()
+        wanted = None if policy_ids is None else set(policy_ids)
+        enabled = {p.name: p for p in self.settings.policies if p.enabled}
+        return [
+            int(pid)
+            for pid, name in rows
+            if name in enabled
+            and (wanted is None or pid in wanted)
+            and groups_removals(self.runtime, enabled[name])
+        ]
 
-    def _drain_inline(self, policy_ids: Sequence[int] | None, stats: WorkerStats) -> None:
-        """One case at a time, in the calling thread."""
+    def _claim(self, policy_ids: Sequence[int] | None, grouped: list[int], free: int) -> list[Unit]:
+        """Up to ``free`` units of work: groups of due removals first (up to
+        ``group_size`` cases of one policy each), then single cases."""
+        now = int(self.runtime.now().timestamp())
+        units: list[Unit] = []
+        with self.engine.begin() as conn:
+            if grouped:
+                pairs = claim_removals(
+                    conn,
+                    owner=self.owner,
+                    now=now,
+                    lease_seconds=self.lease_seconds,
+                    limit=free * self.group_size,
+                    policy_ids=grouped,
+                )
+                by_policy: dict[int, list[int]] = defaultdict(list)
+                for case_id, policy_id in pairs:
+                    by_policy[policy_id].append(case_id)
+                for ids in by_policy.values():
+                    for i in range(0, len(ids), self.group_size):
+                        units.append(Unit(process_removals, tuple(ids[i : i + self.group_size])))
+            if len(units) < free:
+                single = claim_due(
+                    conn,
+                    owner=self.owner,
+                    now=now,
+                    lease_seconds=self.lease_seconds,
+                    limit=free - len(units),
+                    policy_ids=policy_ids,
+                )
+                units += [Unit(_one, (case_id,)) for case_id in single]
+        return units
+
+    def _drain_inline(
+        self, policy_ids: Sequence[int] | None, grouped: list[int], stats: WorkerStats
+    ) -> None:
+        """One unit at a time, in the calling thread."""
         while not self.stopping.is_set():
             self._apply_reload()  # between cases, never in the middle of one
-            ids = self._claim(policy_ids, self.batch)
-            if not ids:
+            units = self._claim(policy_ids, grouped, self.batch)
+            if not units:
                 return
-            for n, case_id in enumerate(ids):
+            for n, unit in enumerate(units):
                 if self.stopping.is_set():
-                    self._give_back(ids[n:])
+                    self._give_back(units[n:])
                     return
                 try:
-                    stats.reports += process_case(self.runtime, case_id)
+                    stats.reports += unit(self.runtime)
                 except StopSignal as exc:
                     stats.reports += exc.reports
                     stats.stops.append(str(exc))
-                    self._give_back(ids[n + 1 :])
+                    self._give_back(units[n + 1 :])
                     return
 
-    def _drain_concurrent(self, policy_ids: Sequence[int] | None, stats: WorkerStats) -> None:
-        """Up to ``concurrency`` cases at once; claims more as threads free up.
+    def _drain_concurrent(
+        self, policy_ids: Sequence[int] | None, grouped: list[int], stats: WorkerStats
+    ) -> None:
+        """Up to ``concurrency`` units at once; claims more as threads free up.
 
-        Only as many cases are claimed as there are free threads, so the cases a worker
+        Only as many units are claimed as there are free threads, so the cases a worker
         holds leases on are the ones in hand: a killed worker strands no more than
-        ``concurrency`` cases until their leases run out. A ``StopSignal`` (the
-        directory refuses everything, sign-in is down) halts the pass: cases already
-        running finish, claimed ones not started go back.
+        ``concurrency`` units (a case, or a group of up to ``group_size`` removals)
+        until their leases run out. A ``StopSignal`` (the directory refuses everything,
+        sign-in is down) halts the pass: units already running finish, claimed ones not
+        started go back.
         """
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="case")
-        pending: deque[int] = deque()
+        pending: deque[Unit] = deque()
         running: set[Future[list[StepReport]]] = set()
         halted = dry = False  # dry: the last claim found nothing due
         while True:
@@ -202,11 +266,11 @@ class Worker:
             starting = not halted and self._reload is None
             free = self.concurrency - len(running) - len(pending)
             if starting and free > 0 and not (dry and running):
-                ids = self._claim(policy_ids, free)
-                pending.extend(ids)
-                dry = not ids
+                units = self._claim(policy_ids, grouped, free)
+                pending.extend(units)
+                dry = not units
             while pending and starting and len(running) < self.concurrency:
-                running.add(self._pool.submit(process_case, self.runtime, pending.popleft()))
+                running.add(self._pool.submit(pending.popleft(), self.runtime))
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -232,7 +296,8 @@ class Worker:
         if callable(closer):
             closer()
 
-    def _give_back(self, ids: Sequence[int]) -> None:
+    def _give_back(self, units: Sequence[Unit]) -> None:
+        ids = [case_id for unit in units for case_id in unit.ids]
         if ids:
             with self.engine.begin() as conn:
                 release(conn, ids, owner=self.owner)

@@ -12,14 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from reclaim.connectors.errors import (
-    AlreadyDone,
-    NotFound,
-    Rejected,
-    StopRun,
-    Transient,
-    WriteRefused,
-)
+from reclaim.connectors.errors import NotFound, Rejected, Transient, WriteRefused
 from reclaim.domain import case as dc
 from reclaim.domain.case import CaseState
 from reclaim.domain.case_steps import (
@@ -31,9 +24,9 @@ from reclaim.domain.case_steps import (
 )
 from reclaim.domain.policy import Policy
 from reclaim.services.direct_licenses import remove_direct, with_detail
+from reclaim.services.removal_results import SETTLED_ERRORS, Answer, landed, record, settle
 from reclaim.services.runtime import (
     MANUAL_RECHECK,
-    MAX_FAILURES,
     SYNC_DEADLINE,
     SYNC_WAIT,
     Runtime,
@@ -84,27 +77,13 @@ def _is_member(rt: Runtime, policy: Policy, user: str) -> bool:
         return False  # the account is gone, and its membership with it
 
 
-def _waits_for_sync(rt: Runtime, policy: Policy) -> bool:
-    """True when the policy's directory confirms removals through a later sync (on-prem
-    AD: gone from AD is not yet gone from Entra ID, where the license is granted)."""
-    return callable(getattr(rt.directories(policy), "sync_confirmed", None))
-
-
-def _landed(rt: Runtime, case: dc.Case, policy: Policy, now: dt.datetime) -> dc.Case:
-    """Our earlier write turned out to have landed (lost outcome, AlreadyDone on retry):
-    removed, or, where a sync must carry it to Entra ID, awaiting that sync."""
-    if _waits_for_sync(rt, policy):
-        return dc.mark_awaiting_sync(case, at=now)
-    return dc.mark_removed(case, at=now, already=True)
-
-
 def _absent(
     rt: Runtime, stored: store.StoredCase, policy: Policy, step: Step, now: dt.datetime
 ) -> Done:
     """The user is out of the group before we wrote: they left, or our earlier write landed."""
     sent = stored.case.state is CaseState.REMOVAL_PENDING and stored.case.attempts > 0
-    landed = _landed(rt, stored.case, policy, now) if sent else None
-    case = landed or dc.member_absent(stored.case, at=now)
+    landed_case = landed(rt, stored.case, policy, now) if sent else None
+    case = landed_case or dc.member_absent(stored.case, at=now)
     result = "already_removed" if sent else case.history[-1].cause
     extra, error = ("", None)
     if case.state is CaseState.REMOVED:
@@ -205,79 +184,27 @@ def _remove(
 
     port = rt.directories(policy)
     try:
-        outcome = rt.gate.remove(rt.begin, write, port=port, mark_sent=mark_sent, now=now_s)
-    except Exception as exc:  # narrowed in _removal_failed, which re-raises the rest
-        return _removal_failed(rt, stored, policy, step, now, exc)
-    extra, error = ("", None)
-    if outcome is RemoveOutcome.REMOVED:
-        extra, error = remove_direct(rt, stored, policy, now)
-    with rt.begin() as conn:
-        if outcome is RemoveOutcome.QUEUED:
+        outcome: Answer = rt.gate.remove(rt.begin, write, port=port, mark_sent=mark_sent, now=now_s)
+    except SETTLED_ERRORS as exc:
+        if isinstance(exc, WriteRefused):  # refused before sending: the caller records it
+            raise
+        outcome = exc
+    if outcome is RemoveOutcome.QUEUED:
+        with rt.begin() as conn:
             finish_write(conn, key, result="queued", detail=None, now=now_s)
             store.set_columns(conn, stored, failures=0, last_error=None)
-            return Done(
-                _report(stored, step, "queued", "task for an admin"), due=now_s + MANUAL_RECHECK
-            )
-        if outcome is RemoveOutcome.AWAITING_SYNC:
-            case = dc.mark_awaiting_sync(stored.case, at=now)
-        else:
-            case = dc.mark_removed(stored.case, at=now)
-        finish_write(conn, key, result="done", detail=outcome.value, now=now_s)
-        store.save_case(conn, stored, case, failures=0, last_error=error)
-    return Done(_report(stored, step, outcome.value, with_detail(extra, error)))
-
-
-def _removal_failed(
-    rt: Runtime,
-    stored: store.StoredCase,
-    policy: Policy,
-    step: Step,
-    now: dt.datetime,
-    exc: Exception,
-) -> Done:
-    """Record a removal the directory did not carry out; re-raise what the caller handles."""
-    if isinstance(exc, WriteRefused | dc.CaseError) or not isinstance(
-        exc, AlreadyDone | Transient | Rejected | NotFound | StopRun
-    ):
-        raise exc  # refused before sending, a bug, or unexpected: the caller records it
-    now_s = int(now.timestamp())
-    key = stored.remove_key
-    case = stored.case
-    if isinstance(exc, AlreadyDone):
-        moved = _landed(rt, case, policy, now)
-        extra, error = ("", None)
-        if moved.state is CaseState.REMOVED:
-            extra, error = remove_direct(rt, stored, policy, now)
-        with rt.begin() as conn:
-            finish_write(conn, key, result="already_done", detail=exc.detail, now=now_s)
-            store.save_case(conn, stored, moved, failures=0, last_error=error)
         return Done(
-            _report(
-                stored, step, "already_removed", with_detail(with_detail(exc.detail, extra), error)
-            )
+            _report(stored, step, "queued", "task for an admin"), due=now_s + MANUAL_RECHECK
         )
+    settled = settle(rt, stored, policy, now, outcome)
     with rt.begin() as conn:
-        if isinstance(exc, Transient):
-            failures = stored.failures + 1
-            if failures >= MAX_FAILURES:
-                why = f"gave up after {failures} tries: {exc.detail}"
-                moved = dc.mark_failed(case, at=now, detail=why)
-                finish_write(conn, key, result="failed", detail=exc.detail, now=now_s)
-                store.save_case(conn, stored, moved, failures=failures, last_error=exc.detail)
-                return Done(_report(stored, step, "failed", why))
-            wait = backoff(failures, exc.retry_after)
-            retry_at = now + dt.timedelta(seconds=wait)
-            moved = dc.retry_later(case, at=now, retry_at=retry_at, detail=exc.detail)
-            finish_write(conn, key, result="transient", detail=exc.detail, now=now_s)
-            store.save_case(conn, stored, moved, failures=failures, last_error=exc.detail)
-            return Done(_report(stored, step, "retry", f"{exc.detail} (again in {wait} s)"))
-        if isinstance(exc, Rejected | NotFound):
-            moved = dc.mark_failed(case, at=now, detail=exc.detail)
-            finish_write(conn, key, result="failed", detail=exc.detail, now=now_s)
-            store.save_case(conn, stored, moved, failures=0, last_error=exc.detail)
-            return Done(_report(stored, step, "failed", exc.detail))
-        finish_write(conn, key, result="stopped", detail=exc.detail, now=now_s)
-    raise exc  # StopRun: the write did not happen; the case waits, the pass stops
+        if settled.stop is not None:  # the write did not happen; the case waits, the pass stops
+            finish_write(conn, key, result="stopped", detail=settled.write_detail, now=now_s)
+        else:
+            record(conn, stored, settled, now=now_s)
+    if settled.stop is not None:
+        raise settled.stop
+    return Done(_report(stored, step, settled.result, settled.detail))
 
 
 def _timeout(

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 
 from sqlalchemy import Connection, select, update
 
+from reclaim.domain.case import Case
 from reclaim.store.tables import case_events
 from reclaim.workflows.step_log import StepRecord
 
@@ -47,3 +49,14 @@ def file_steps(conn: Connection, case_id: int, steps: Sequence[StepRecord]) -> N
         .where(case_events.c.id == row.id)
         .values(data=json.dumps(data, sort_keys=True, default=str))
     )
+
+
+def with_steps(case: Case, steps: Sequence[StepRecord]) -> Case:
+    """``case`` with ``steps`` in the data of its newest event: for a transition not saved
+    yet, so the steps go in with it (what :func:`file_steps` does after the save)."""
+    if not steps:
+        return case
+    last = case.history[-1]
+    kept = list(last.data.get("steps", [])) + [dict(s) for s in steps]  # type: ignore[call-overload]
+    data = {**last.data, "steps": kept[-MAX_STEPS_PER_EVENT:]}
+    return replace(case, history=(*case.history[:-1], replace(last, data=data)))

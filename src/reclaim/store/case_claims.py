@@ -46,6 +46,52 @@ def claim_due(
     return sorted(int(r[0]) for r in result)
 
 
+REMOVAL_STATES = ("candidate", "answered_release", "removal_pending")
+
+
+def claim_removals(
+    conn: Connection,
+    *,
+    owner: str,
+    now: int,
+    lease_seconds: int,
+    limit: int,
+    policy_ids: Sequence[int],
+) -> list[tuple[int, int]]:
+    """Lease up to ``limit`` due cases whose next step is most likely a first removal
+    attempt: authorized to remove, nothing sent yet. Returns (case id, policy id) pairs.
+
+    A cheap pre-selection for grouping removals (``services.group_removal``): the
+    grouped step re-checks each case with the domain and hands any other to the
+    per-case path.
+    """
+    if not policy_ids:
+        return []
+    due = and_(
+        cases.c.next_due_at <= now,
+        or_(cases.c.lease_until.is_(None), cases.c.lease_until < now),
+        cases.c.policy_id.in_(list(policy_ids)),
+        cases.c.state.in_(REMOVAL_STATES),
+        cases.c.attempts == 0,
+        cases.c.authorized_key == cases.c.remove_key,
+    )
+    pick = (
+        select(cases.c.id)
+        .where(due)
+        .order_by(cases.c.policy_id, cases.c.next_due_at, cases.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    result = conn.execute(
+        update(cases)
+        .where(cases.c.id.in_(pick.scalar_subquery()))
+        .values(lease_owner=owner, lease_until=now + lease_seconds)
+        .returning(cases.c.id, cases.c.policy_id)
+    )
+    return sorted((int(r[0]), int(r[1])) for r in result)
+
+
 def release(conn: Connection, ids: Sequence[int], *, owner: str) -> None:
     """Give back leases this owner still holds (graceful stop, or work not done)."""
     for i in range(0, len(ids), 900):

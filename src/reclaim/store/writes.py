@@ -7,6 +7,7 @@ whoever retries must find out from the directory, not assume.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -98,3 +99,50 @@ def removals_sent(conn: Connection, plan_id: int) -> int:
         ).scalar()
         or 0
     )
+
+
+def existing_writes(conn: Connection, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` already have a write record (a write was started with them)."""
+    found: set[str] = set()
+    for i in range(0, len(keys), 900):
+        chunk = list(keys[i : i + 900])
+        found.update(
+            conn.execute(
+                select(directory_writes.c.idempotency_key).where(
+                    directory_writes.c.idempotency_key.in_(chunk)
+                )
+            ).scalars()
+        )
+    return found
+
+
+def begin_new_writes(conn: Connection, rows: Sequence[NewWrite], *, now: int) -> None:
+    """:func:`begin_write` for many keys never written before, in one statement."""
+    if rows:
+        conn.execute(
+            insert(directory_writes),
+            [
+                {
+                    "idempotency_key": r.key,
+                    "case_id": r.case_id,
+                    "plan_id": r.plan_id,
+                    "action": r.action,
+                    "workflow": r.workflow,
+                    "sends": 1,
+                    "sent_at": now,
+                    "result": SENDING,
+                }
+                for r in rows
+            ],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NewWrite:
+    """A first write under a key (see :func:`begin_new_writes`)."""
+
+    key: str
+    case_id: int
+    plan_id: int | None
+    action: str
+    workflow: str

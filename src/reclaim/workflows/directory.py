@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from reclaim.connectors.errors import StopRun
+from reclaim.connectors.errors import ConnectorError, StopRun
 from reclaim.domain.policy import Policy, Workflow
 from reclaim.store.leases import paused_in_store
 
@@ -59,6 +60,42 @@ class DirectoryPort(Protocol):
 
 
 DirectoryFactory = Callable[[Policy], DirectoryPort]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRemoval:
+    """One user's part in a grouped removal: the directory's answer (an outcome, or the
+    connector error it ended in) and the steps taken for them, for the case history."""
+
+    answer: RemoveOutcome | ConnectorError
+    steps: list[dict[str, Any]]
+
+
+@runtime_checkable
+class BatchRemover(Protocol):
+    """A port that can remove many members of one policy's group in one go (Graph's
+    ``$batch``). The grouped removal step (``services.group_removal``) uses it; cases it
+    cannot take go the per-case way. Users are keyed as Reclaim keys them."""
+
+    def prepare_batch(self, *, policy: Policy, users: Sequence[str]) -> dict[str, ConnectorError]:
+        """Look up what removing ``users`` needs (ids, the group); returns the users that
+        cannot go in a batch, with why. Raises when none can (e.g. an unwritable group)."""
+        ...
+
+    def remove_batch(
+        self,
+        *,
+        policy: Policy,
+        users: Sequence[str],
+        keys: Mapping[str, str],
+        allowed: Callable[[], bool],
+    ) -> dict[str, BatchRemoval]:
+        """Remove prepared ``users`` (``keys``: user → the write's idempotency key, for
+        directories that can use it): user → answer and steps. A directory that sends
+        the removals one by one asks ``allowed()`` (the kill switch) before each and
+        answers ``WriteRefused`` for the rest once it says no. Raises only when the
+        whole batch could not be sent (e.g. ``StopRun``)."""
+        ...
 
 
 PAUSE_CACHE_SECONDS = 1.5  # how long a read of the store's kill switch is trusted

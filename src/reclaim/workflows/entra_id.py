@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -62,9 +62,10 @@ from reclaim.connectors.graph import (
     settings_from_config,
 )
 from reclaim.connectors.graph.membership import unwritable_reason
+from reclaim.connectors.graph.models import Outcome
 from reclaim.domain.names import user_key
 from reclaim.domain.policy import Policy
-from reclaim.workflows.directory import RemoveOutcome
+from reclaim.workflows.directory import BatchRemoval, RemoveOutcome
 
 if TYPE_CHECKING:
     from reclaim.config import Settings
@@ -101,6 +102,8 @@ class EntraDirectory:
         self.steps: deque[Step] = deque(maxlen=_KEEP)
         self._users: dict[str, GraphUser] = {}  # user key → user, for this run
         self._groups: dict[str, GraphGroup] = {}  # group id → group, for this run
+        # user key → the steps prepare_batch took for them, until remove_batch files them
+        self._prepared: dict[str, list[Step]] = {}
 
     # ----- the port --------------------------------------------------------------------
 
@@ -184,6 +187,92 @@ class EntraDirectory:
             out["outcome"] = f"{done} of {len(ids)} removed or already out"
         return {k: results[k] for k in keys}
 
+    # ----- grouped removals (the worker's BatchRemover) ----------------------------------
+
+    def prepare_batch(self, *, policy: Policy, users: Sequence[str]) -> dict[str, ConnectorError]:
+        """Before a grouped removal: check the group is writable (raises ``Rejected`` if
+        not: synced or dynamic), resolve the UPNs not cached yet and confirm each user's
+        direct membership, both in ``$batch`` reads. Returns the users that cannot go in
+        the batch, with why: lookup failures, and non-members (``AlreadyDone``), whom the
+        per-case path records as having left the group, as it would alone."""
+        group_id = _group_id(policy)
+        try:
+            self._refuse_unwritable(group_id)
+        except Rejected:  # each case fails on its own path, where the group read is filed
+            self._groups.pop(group_id, None)
+            raise
+        keys = list(dict.fromkeys(user_key(u) for u in users))
+        missing = [k for k in keys if k not in self._users]
+        started = self.clock()
+        failed: dict[str, ConnectorError] = self.resolve(missing)
+        resolve_ms = self._ms(started)
+        ids = {self._users[k].id: k for k in keys if k not in failed}
+        started = self.clock()
+        members = self.client.are_members(group_id, list(ids))
+        check_ms = self._ms(started)
+        summary = f"{_group_summary(self.group(group_id))} (cached)"
+        for uid, key in ids.items():
+            found = f"{uid} ($batch of {len(missing)})" if key in missing else f"{uid} (cached)"
+            member = members.get(uid, ConnectorError("no answer"))
+            if isinstance(member, ConnectorError):
+                failed[key] = member
+                continue
+            if not member:
+                failed[key] = AlreadyDone(f"user {uid} is not a member of group {group_id}")
+                continue
+            self._prepared[key] = [
+                _entry(RESOLVE, key, found, resolve_ms if key in missing else 0),
+                _entry(CHECK, group_id, f"member ($batch of {len(ids)})", check_ms),
+                _entry(READ_GROUP, group_id, summary, 0),
+            ]
+        return failed
+
+    def remove_batch(
+        self,
+        *,
+        policy: Policy,
+        users: Sequence[str],
+        keys: Mapping[str, str] | None = None,
+        allowed: Callable[[], bool] | None = None,
+    ) -> dict[str, BatchRemoval]:
+        """Remove prepared users with ``$batch`` DELETEs (``GraphClient.remove_members``:
+        a 404 is verified, 429 parts retried alone); per user the answer and its steps:
+        the UPN lookup, the membership check, the group check, the removal (and a
+        direct-license note).
+        ``keys`` are not used: Graph takes no idempotency key for membership changes;
+        nor is ``allowed``: the DELETEs leave together, after the caller's last check
+        (the client reads the kill switch once more before sending)."""
+        group_id = _group_id(policy)
+        group = self.group(group_id)
+        ids = {self._users[k].id: k for k in dict.fromkeys(user_key(u) for u in users)}
+        started = self.clock()
+        results = self.client.remove_members(group_id, list(ids))
+        ms = self._ms(started)
+        out: dict[str, BatchRemoval] = {}
+        for result in results:
+            key = ids[result.user_id]
+            steps: list[Step] = self._prepared.pop(key, [])
+            answer: RemoveOutcome | ConnectorError
+            if result.outcome is Outcome.DONE:
+                answer = RemoveOutcome.REMOVED
+                steps.append(_entry(REMOVE, group_id, "204", ms))
+                note = None if policy.remove_direct_license else self._direct_note(key, group)
+                if note:
+                    steps.append(_entry(DIRECT_LICENSE, key, note, 0))
+            else:
+                error = result.error or ConnectorError(f"removal ended {result.outcome.value}")
+                answer = error
+                text = "already done" if isinstance(error, AlreadyDone) else None
+                steps.append(
+                    _entry(REMOVE, group_id, text or f"{type(error).__name__}: {error}", ms)
+                )
+            for step in steps:
+                self.steps.append(step)
+                if self.on_step is not None:  # observers (metrics, tests) see every step
+                    self.on_step(step)
+            out[key] = BatchRemoval(answer, steps)
+        return out
+
     # ----- helpers the executor and sync may use ---------------------------------------
 
     def resolve(self, users: Sequence[str]) -> dict[str, ConnectorError]:
@@ -242,6 +331,7 @@ class EntraDirectory:
         """Forget cached users and groups (a new run re-reads them)."""
         self._users.clear()
         self._groups.clear()
+        self._prepared.clear()
 
     # ----- internals -------------------------------------------------------------------
 
@@ -256,16 +346,22 @@ class EntraDirectory:
 
     def _note_direct_licenses(self, user: str, group_id: str) -> None:
         """Record (never act on) a direct assignment of one of the group's SKUs."""
-        found = self._users.get(user_key(user))
         group = self._groups.get(group_id)
-        if found is None or group is None:
-            return
+        note = None if group is None else self._direct_note(user, group)
+        if note:
+            self._record(DIRECT_LICENSE, user, note, 0)
+
+    def _direct_note(self, user: str, group: GraphGroup) -> str | None:
+        """The step outcome for a user also holding one of the group's SKUs directly."""
+        found = self._users.get(user_key(user))
+        if found is None:
+            return None
         direct = sorted(
             s.sku_id for s in found.direct_licenses() if s.sku_id in group.assigned_sku_ids
         )
-        if direct:
-            outcome = f"also assigned directly: {', '.join(direct)} (kept; report only)"
-            self._record(DIRECT_LICENSE, user, outcome, 0)
+        if not direct:
+            return None
+        return f"also assigned directly: {', '.join(direct)} (kept; report only)"
 
     @contextmanager
     def _step(self, step: str, value: str) -> Iterator[dict[str, str]]:
@@ -284,10 +380,14 @@ class EntraDirectory:
         return round((self.clock() - start) * 1000)
 
     def _record(self, step: str, value: str, outcome: str, ms: int) -> None:
-        entry: Step = {"step": step, "input": value, "outcome": outcome, "ms": ms}
+        entry = _entry(step, value, outcome, ms)
         self.steps.append(entry)
         if self.on_step is not None:
             self.on_step(entry)
+
+
+def _entry(step: str, value: str, outcome: str, ms: int) -> Step:
+    return {"step": step, "input": value, "outcome": outcome, "ms": ms}
 
 
 def _group_id(policy: Policy) -> str:

@@ -20,7 +20,7 @@ sent twice once it landed, and a lost outcome is never read as a failure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -32,7 +32,14 @@ from reclaim.domain.policy import Policy
 from reclaim.domain.protection import protected_group_reason, protected_user_reason
 from reclaim.store.leases import paused_in_store
 from reclaim.store.plans import lock_plan, plan_cap
-from reclaim.store.writes import begin_write, finish_write, get_write, removals_sent
+from reclaim.store.writes import (
+    NewWrite,
+    begin_new_writes,
+    begin_write,
+    finish_write,
+    get_write,
+    removals_sent,
+)
 from reclaim.workflows.directory import DirectoryPort, RemoveOutcome
 
 Tx = Callable[[], AbstractContextManager[Connection]]
@@ -74,16 +81,66 @@ class WriteGate:
             if protected:
                 return protected
         if action == "remove" and write.plan_id is not None:
-            where = (write.plan_id, write.policy.name)
-            if where not in self._caps:
-                self._caps[where] = plan_cap(conn, write.plan_id, write.policy.name)
-            cap = self._caps[where]
+            cap = self._cap(conn, write.plan_id, write.policy.name)
             retry = get_write(conn, write.key) is not None  # already counted once
             if cap is not None and not retry:
                 lock_plan(conn, write.plan_id)  # count and record under one lock
             if cap is not None and not retry and removals_sent(conn, write.plan_id) >= cap:
                 return f"the cap of {cap} removal(s) for plan {write.plan_id} is used up"
         return None
+
+    def admit_removals(
+        self, conn: Connection, writes: Sequence[Write], *, workflow: str, now: int
+    ) -> tuple[list[Write], dict[str, str]]:
+        """Check and record many *first* removals at once (no write yet under their keys):
+        the admitted writes are recorded as ``sending``; refused keys map to the reason.
+
+        The same rules as :meth:`refusal`, with each plan's cap counted once for the
+        group under the plan's lock, and the admitted writes recorded in the same
+        transaction, so the count stays true. The caller records each case's
+        ``removal_sent`` in this transaction too, then reads the kill switch again
+        (:meth:`paused`) right before sending.
+        """
+        everyone = None
+        if self.dry_run:
+            everyone = "dry run: directory writes are refused"
+        elif self.paused(conn):
+            everyone = "paused: the kill switch is on (reclaim resume, or safety.paused: false)"
+        if everyone:
+            return [], dict.fromkeys((w.key for w in writes), everyone)
+        admitted: list[Write] = []
+        refused: dict[str, str] = {}
+        left: dict[int, int] = {}  # plan id → removals its cap still allows
+        for write in writes:
+            why: str | None = protected_group_reason(
+                self.safety.protected_groups, write.policy
+            ) or protected_user_reason(self.safety.protected_users, write.user)
+            plan = write.plan_id
+            cap = None if plan is None else self._cap(conn, plan, write.policy.name)
+            if not why and plan is not None and cap is not None:
+                if plan not in left:
+                    lock_plan(conn, plan)  # count and record under one lock
+                    left[plan] = cap - removals_sent(conn, plan)
+                if left[plan] <= 0:
+                    why = f"the cap of {cap} removal(s) for plan {plan} is used up"
+                else:
+                    left[plan] -= 1
+            if why:
+                refused[write.key] = why
+            else:
+                admitted.append(write)
+        begin_new_writes(
+            conn,
+            [NewWrite(w.key, w.case_id, w.plan_id, "remove", workflow) for w in admitted],
+            now=now,
+        )
+        return admitted, refused
+
+    def _cap(self, conn: Connection, plan_id: int, policy: str) -> int | None:
+        where = (plan_id, policy)
+        if where not in self._caps:
+            self._caps[where] = plan_cap(conn, plan_id, policy)
+        return self._caps[where]
 
     def check(self, conn: Connection, write: Write, *, action: str = "remove") -> None:
         """Raise :class:`WriteRefused` when :meth:`refusal` has a reason."""

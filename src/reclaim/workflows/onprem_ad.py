@@ -35,19 +35,39 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from reclaim.config import Settings
-from reclaim.connectors.errors import AlreadyDone, NotFound, Rejected, Transient
+from reclaim.connectors.errors import (
+    AlreadyDone,
+    ConnectorError,
+    NotFound,
+    Rejected,
+    StopRun,
+    Transient,
+    WriteRefused,
+)
 from reclaim.connectors.graph import GraphClient, GraphUser
 from reclaim.connectors.graph.budget import RateBudget
 from reclaim.connectors.ldap import DirectoryGroup, DirectoryUser, LdapConnector
 from reclaim.domain.names import user_key
 from reclaim.domain.policy import GroupRef, Policy, Workflow
-from reclaim.workflows.directory import DirectoryFactory, DirectoryPort, RemoveOutcome
-from reclaim.workflows.step_log import Outcome, Step, StepLog, StepSink
+from reclaim.workflows.directory import (
+    BatchRemoval,
+    DirectoryFactory,
+    DirectoryPort,
+    RemoveOutcome,
+)
+from reclaim.workflows.step_log import (
+    Outcome,
+    Step,
+    StepLog,
+    StepRecord,
+    StepSink,
+    collecting,
+)
 
 __all__ = [
     "CONFIRMED_FOR",
@@ -100,6 +120,7 @@ class OnPremAdDirectory:
         self._groups: dict[GroupRef, DirectoryGroup] = {}
         self._entra_users: dict[str, GraphUser] = {}
         self._confirmed: dict[tuple[GroupRef, str], _Confirmed] = {}
+        self._prepared: dict[str, list[StepRecord]] = {}  # prepare_batch's steps, per user
         self._lock = threading.Lock()
 
     @property
@@ -114,6 +135,7 @@ class OnPremAdDirectory:
             self._groups.clear()
             self._entra_users.clear()
             self._confirmed.clear()
+            self._prepared.clear()
 
     def is_member(self, *, policy: Policy, user: str) -> bool:
         """Whether ``user`` is a *direct* member of the policy's AD group (nested: False)."""
@@ -170,6 +192,95 @@ class OnPremAdDirectory:
             self.ldap.add_member(group_dn=group.dn, user_dn=ad_user.dn)
         if not self._direct(policy, user, group, ad_user, step="ldap.verify_added"):
             raise Rejected(f"{ad_user.dn} is not a member of {group.dn} after the add")
+
+    # -- grouped removals (the worker's BatchRemover) -----------------------------------
+    def prepare_batch(self, *, policy: Policy, users: Sequence[str]) -> dict[str, ConnectorError]:
+        """Before a grouped removal: resolve the policy's AD group (raises when it cannot
+        be), read the users' Entra ID records not cached yet in ``$batch`` reads, then,
+        user by user, find the AD account and confirm direct membership (as
+        :meth:`is_member`, whose answer the removal then uses). Returns the users that
+        cannot go in the batch, with why — lookup failures, and non-members
+        (``AlreadyDone``), whom the per-case path records as it would alone (left the
+        group, member only through a nested group, ...)."""
+        self._group(policy)
+        failed = self._read_entra_users(policy, users)
+        for user in users:
+            key = user_key(user)
+            if key in failed:
+                continue
+            with collecting() as steps:  # kept for the case history, filed with the removal
+                try:
+                    if not self.is_member(policy=policy, user=user):
+                        failed[key] = AlreadyDone(f"{user} is not a direct member")
+                except StopRun:
+                    raise
+                except ConnectorError as exc:
+                    failed[key] = exc
+            if key not in failed:
+                with self._lock:
+                    self._prepared[key] = list(steps)
+        return failed
+
+    def _read_entra_users(self, policy: Policy, users: Sequence[str]) -> dict[str, ConnectorError]:
+        """The Entra ID records of ``users`` not cached yet, in ``$batch`` reads."""
+        failed: dict[str, ConnectorError] = {}
+        if self.graph is None:
+            return failed
+        with self._lock:
+            missing = [
+                k for k in dict.fromkeys(user_key(u) for u in users) if k not in self._entra_users
+            ]
+        if not missing:
+            return failed
+        with self._step(policy, None, "graph.get_users", f"{len(missing)} users") as out:
+            found = self.graph.get_users(missing)
+            out.text = f"{sum(isinstance(f, GraphUser) for f in found.values())} found"
+        with self._lock:
+            for key, got in found.items():
+                if isinstance(got, GraphUser):
+                    self._entra_users[user_key(key)] = got
+                else:
+                    failed[user_key(key)] = got
+        return failed
+
+    def remove_batch(
+        self,
+        *,
+        policy: Policy,
+        users: Sequence[str],
+        keys: Mapping[str, str],
+        allowed: Callable[[], bool] = lambda: True,
+    ) -> dict[str, BatchRemoval]:
+        """Remove prepared users one after another on the pass's LDAP connection (LDAP
+        has no batch): per user, as :meth:`remove_member` — MODIFY_DELETE and the
+        read-back, after :meth:`prepare_batch`'s membership check. ``allowed`` (the kill
+        switch) is asked before each MODIFY; once it says no, this and the remaining
+        users are answered ``WriteRefused``. A ``StopRun`` (credentials rejected, TLS
+        required) ends the batch the same way: the users not tried yet get it as their
+        answer, and nothing more is sent."""
+        out: dict[str, BatchRemoval] = {}
+        stop: StopRun | None = None
+        for user in users:
+            key = user_key(user)
+            answer: RemoveOutcome | ConnectorError
+            if stop is None and not allowed():  # the kill switch, before each MODIFY
+                stop = WriteRefused("paused at the moment of the write; not sent")
+            with collecting() as steps:
+                if stop is not None:
+                    answer = stop
+                else:
+                    try:
+                        answer = self.remove_member(
+                            policy=policy, user=user, idempotency_key=keys.get(user, "")
+                        )
+                    except StopRun as exc:
+                        answer = stop = exc
+                    except ConnectorError as exc:
+                        answer = exc
+            with self._lock:
+                before = self._prepared.pop(key, [])
+            out[key] = BatchRemoval(answer, before + list(steps))
+        return out
 
     def sync_confirmed(self, *, policy: Policy, user: str) -> bool:
         """Whether Entra ID no longer lists ``user`` as a direct member of the group.

@@ -195,12 +195,13 @@ def test_member_gone_when_the_delete_lands_is_already_removed(
 ) -> None:
     world = make_world(entra_policy("E3", E3_GROUP, ask=False))
     world.cycle()
-    # Alice's DELETE is held at the server; meanwhile someone removes her by hand.
-    rule = server.faults.add_latency(1.0, count=1, path=rf"/members/{ALICE}/\$ref$")
+    # The removals go in one $batch (after those resolving the UPNs and confirming the
+    # memberships): it is held at the server; meanwhile someone removes Alice by hand.
+    rule = server.faults.add_latency(1.0, count=3, path=r"/\$batch$")
 
     def remove_by_hand() -> None:
-        for _ in range(400):
-            if rule.fired:
+        for _ in range(600):
+            if rule.fired == 3:
                 server.tenant.remove_member(E3_GROUP, ALICE)
                 return
             threading.Event().wait(0.01)

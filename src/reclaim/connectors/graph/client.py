@@ -128,6 +128,13 @@ class GraphClient:
             self.transport, group_id=group_id, user_id=user_id, transitive=transitive
         )
 
+    def are_members(
+        self, group_id: str, user_ids: Sequence[str]
+    ) -> dict[str, bool | ConnectorError]:
+        """Direct membership of many users: ``$batch`` of ``memberOf`` reads (1 RU each);
+        user id → True/False, or the error for that user."""
+        return membership.are_members(self.transport, group_id=group_id, user_ids=user_ids)
+
     def remove_member(self, group_id: str, user_id: str) -> None:
         """``DELETE /groups/{g}/members/{u}/$ref`` (never without ``/$ref``).
 

@@ -225,10 +225,14 @@ def remove_members(
     return [results[u] for u in users]
 
 
-def _verify_removed(
-    transport: GraphTransport, group_id: str, users: list[str]
-) -> dict[str, MemberResult]:
-    """Re-read the direct groups of users whose removal answered 404 (batched)."""
+def are_members(
+    transport: GraphTransport, *, group_id: str, user_ids: Sequence[str]
+) -> dict[str, bool | ConnectorError]:
+    """Direct membership of many users at once: ``$batch`` of ``GET /users/{u}/memberOf``
+    (strongly consistent, like :func:`is_member`); a user in more than 999 groups has
+    the rest read page by page. Maps each user id to True/False or its error (NotFound
+    for a user that does not exist)."""
+    users = list(dict.fromkeys(user_ids))
     if not users:
         return {}
     select = {"$select": "id", "$top": str(MAX_TOP)}
@@ -237,21 +241,34 @@ def _verify_removed(
         for i, u in enumerate(users)
     ]
     answers = run_batches(transport, parts)
-    out: dict[str, MemberResult] = {}
+    out: dict[str, bool | ConnectorError] = {}
     for i, user in enumerate(users):
         answer = answers[str(i)]
         if isinstance(answer, ConnectorError):
-            out[user] = MemberResult.failed(user, answer)
-            continue
-        if answer.status == 404:
-            error: ConnectorError = NotFound(f"user {user} does not exist", code="graph-404-user")
+            out[user] = answer
+        elif answer.status == 404:
+            out[user] = NotFound(f"user {user} does not exist", code="graph-404-user")
         elif not answer.ok:
-            error = answer.error()
+            out[user] = answer.error()
         else:
             page = answer.json()
             groups = {str(v.get("id")) for v in page.get("value") or [] if isinstance(v, dict)}
             if page.get("@odata.nextLink"):  # in more than 999 groups: read them all
                 groups |= direct_group_ids(transport, user)
+            out[user] = group_id in groups
+    return out
+
+
+def _verify_removed(
+    transport: GraphTransport, group_id: str, users: list[str]
+) -> dict[str, MemberResult]:
+    """Re-read the direct groups of users whose removal answered 404 (batched)."""
+    out: dict[str, MemberResult] = {}
+    for user, found in are_members(transport, group_id=group_id, user_ids=users).items():
+        if isinstance(found, ConnectorError):
+            error = found
+        else:
+            groups = {group_id} if found else set()
             error = _not_member_any_more(transport, group_id=group_id, user_id=user, groups=groups)
         out[user] = MemberResult.failed(user, error)
     return out
