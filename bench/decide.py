@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.decide                      # 50,000 users, 20 policies, 90 days
     .venv/bin/python -m bench.decide --users 5000 --runs 1
+    .venv/bin/python -m bench.decide --keep /tmp/decide.db --reuse   # build once, then reuse
 
 Builds a SQLite store from a generated organization (``bench/decide_data.py``),
 bringing the monthly usage summary up to date the way the first decision after an
@@ -11,12 +12,19 @@ set-based fact queries + the domain Evaluator). For reference it computes the sa
 verdicts with DuckDB straight from the same daily roll-ups (one aggregate query, then
 the same Evaluator), checks both agree on every member, and prints the times. Results
 go in bench/README.md ("Decisions").
+
+Building the store takes about a minute; ``--keep PATH --reuse`` builds it at PATH once
+and later runs with the same ``--users/--policies/--days`` (and the same
+``bench/decide_data.py``, recorded in ``PATH.json``) use it as it is: for iterating on
+the evaluation. The summary upkeep is then not measured (a fresh build measures it).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
+import json
 import os
 import statistics
 import tempfile
@@ -244,8 +252,15 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=90)
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each; the best counts")
     ap.add_argument("--keep", type=Path, default=None, help="keep the SQLite store here")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --keep: use the kept store if built for the same data (upkeep not measured)",
+    )
     ap.add_argument("--write-readme", action="store_true", help="update bench/README.md")
     args = ap.parse_args()
+    if args.reuse and args.keep is None:
+        ap.error("--reuse needs --keep PATH")
     # The last day of data (a normal run), and a look back 15 days into the data.
     dates = [(dt.date(2026, 10, 31), "today"), (dt.date(2026, 10, 16), "look back 15 days")]
 
@@ -263,12 +278,22 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="reclaim-bench-") as tmp:
         path = args.keep or Path(tmp) / "decide.db"
-        if path.exists():
-            os.remove(path)
+        stamp = _stamp(args)
         t = time.perf_counter()
-        engine, upkeep = build_store(path, org)
-        upkeep_line = upkeep.line(org.daily.get_column("day").n_unique() - DAILY_DAYS)
-        print(f"store built in {time.perf_counter() - t:.1f} s; {upkeep_line}")
+        if args.reuse and _stamp_of(path) == stamp:
+            engine = make_engine(f"sqlite:///{path}")
+            upgrade(engine)
+            upkeep_line = "Summary upkeep not measured (store reused: `--reuse`)"
+            print(f"reusing the store at {path}")
+        else:
+            if path.exists():
+                os.remove(path)
+            _stamp_path(path).unlink(missing_ok=True)
+            engine, upkeep = build_store(path, org)
+            upkeep_line = upkeep.line(org.daily.get_column("day").n_unique() - DAILY_DAYS)
+            if args.keep:
+                _stamp_path(path).write_text(json.dumps(stamp))
+            print(f"store built in {time.perf_counter() - t:.1f} s; {upkeep_line}")
         for as_of, label in dates:
             lite, duck = [], []
             for _ in range(args.runs):  # interleaved: load on the machine hits both alike
@@ -294,6 +319,30 @@ def main() -> None:
     print(table)
     if args.write_readme:
         _write_readme(table, shape=shape, runs=args.runs)
+
+
+def _stamp(args: argparse.Namespace) -> dict[str, Any]:
+    """What a kept store was built from: the shape asked for and the generator's source."""
+    source = Path(__file__).with_name("decide_data.py").read_bytes()
+    return {
+        "users": args.users,
+        "policies": args.policies,
+        "days": args.days,
+        "decide_data": hashlib.sha256(source).hexdigest(),
+    }
+
+
+def _stamp_path(store: Path) -> Path:
+    return store.with_name(store.name + ".json")
+
+
+def _stamp_of(store: Path) -> dict[str, Any] | None:
+    """The stamp of a kept store, or None when there is no store or no stamp."""
+    stamp = _stamp_path(store)
+    if not store.exists() or not stamp.exists():
+        return None
+    found: dict[str, Any] = json.loads(stamp.read_text())
+    return found
 
 
 def _write_readme(table: str, *, shape: str, runs: int) -> None:

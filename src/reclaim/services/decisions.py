@@ -1,10 +1,11 @@
 """Verdicts for every member of a policy's group, as of a date.
 
 Loads the facts in a few set-based queries (``store.facts``, as columns) and has the
-domain's :class:`~reclaim.domain.usage.Evaluator` judge each policy's members in one
-call (most are plainly in use, decided with array comparisons; the rest member by
-member). The seasonal rule needs two years of monthly history; it is read only for
-the members with a last use whom that batch does not settle as in use. That gives the
+domain judge each policy's members in one batch (``domain.usage_columns``: the
+:class:`~reclaim.domain.usage.Evaluator`'s rules as array comparisons). The seasonal
+rule needs two years of monthly history; it is read only for the members the batch
+says it could explain (a last use whose verdict would otherwise be unused or
+underused, recent enough and with enough history observed before it). That gives the
 same verdicts as reading it for everyone (the rule is never consulted for anyone
 else) at a fraction of the reads.
 """
@@ -20,21 +21,19 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
-import numpy as np
 from sqlalchemy import Connection, Engine, select
 
 from reclaim.domain.policy import Policy
 from reclaim.domain.usage import (
     DEFAULT_FRESHNESS_DAYS,
-    NO_DAY,
     Evaluator,
-    FactColumns,
     MemberFacts,
     SeasonalRule,
     UsageFacts,
     Verdict,
     VerdictKind,
 )
+from reclaim.domain.usage_columns import FactColumns, Judgement
 from reclaim.store.facts import active_months, load_facts
 from reclaim.store.summaries import ensure_usage_summaries
 from reclaim.store.tables import policies as policies_table
@@ -177,23 +176,22 @@ def _evaluate(
     out = []
     for pf, judge in zip(loaded, judges, strict=True):
         f = pf.facts
-        plain = judge.plainly_in_use(f, pf.days)
-        # The seasonal rule needs month history, and can only matter for a member with
-        # a last use whom the batch does not settle as plainly in use: it is read for
-        # them only. (Read on the side connection while the next policies were judged,
-        # it measured no faster: its rows wait for the GIL.)
-        maybe = np.flatnonzero(~plain & (pf.days.last_used != NO_DAY)).tolist()
-        if maybe:
+        judgement = Judgement(judge, f, pf.days)
+        # The seasonal rule needs month history, and only the members it could explain
+        # are asked for it. (Read on the side connection while the next policies were
+        # judged, it measured no faster: its rows wait for the GIL.)
+        wanted = judgement.history_wanted()
+        if wanted:
             bits = active_months(
                 conn,
                 app_ids=pf.app_ids,
-                user_ids=[pf.user_ids[i] for i in maybe],
+                user_ids=[pf.user_ids[i] for i in wanted],
                 as_of=as_of,
                 months=rule.history_months,
             )
-            for i in maybe:
+            for i in wanted:
                 f.active_months[i] = bits.get(pf.user_ids[i], 0)
-        kinds, reasons = judge.judge_columns(f, pf.days, plain=plain)
+        kinds, reasons = judgement.verdicts()
         # Every member's verdict tuple, built in C (tuple.__new__ over zipped columns).
         verdicts = list(
             map(

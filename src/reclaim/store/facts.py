@@ -13,7 +13,8 @@ query per user) and array operations per policy (nothing in Python per member):
 ``active_months`` (the seasonal rule's input) is left at 0 and loaded by
 :func:`active_months` only for the members it can matter for (``services.decisions``):
 the rule is consulted only for someone who would otherwise be ``unused`` or
-``underused``.
+``underused``, and can explain only a recent enough last use with enough history
+observed before it.
 
 Membership is the current one: looking back in time (``as_of`` in the past) judges
 today's members on the usage known up to that day.
@@ -27,18 +28,15 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import repeat
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from sqlalchemy import Connection, Engine, func, select, text
 
 from reclaim.domain.policy import Policy
-from reclaim.domain.usage import (
-    NO_DAY,
-    DayNumbers,
-    FactColumns,
-    month_index,
-)
+from reclaim.domain.usage import month_index
+from reclaim.domain.usage_columns import NO_DAY, DateTable, DayNumbers, FactColumns
 from reclaim.store.tables import apps, memberships, usage_latest, users
 from reclaim.store.usage_queries import day_number
 from reclaim.store.usage_window import (
@@ -197,7 +195,7 @@ def load_facts(
         labels = {pid: group_labels(p) for p, pid in (*all_policies, *policies)}
         groups = _group_map(conn, set(members.user_ids.tolist()), labels)
 
-    date = _Dates()
+    date = DateTable()
     out = []
     for policy, pid in policies:
         window = window_days_of(policy)
@@ -221,23 +219,6 @@ def load_facts(
     return out
 
 
-class _Dates(dict[int, dt.date | None]):
-    """Day numbers to dates, each converted once (a run meets a few hundred distinct
-    days a million times; a missing key is the only Python-level call). NO_DAY is
-    ``None``."""
-
-    def __init__(self) -> None:
-        super().__init__({NO_DAY: None})
-
-    def __missing__(self, n: int) -> dt.date:
-        found = self[n] = EPOCH + dt.timedelta(days=n)
-        return found
-
-    def of(self, days: Ints) -> list[dt.date | None]:
-        """The dates of an array of day numbers (``None`` for NO_DAY)."""
-        return list(map(self.__getitem__, days.tolist()))
-
-
 class Members(NamedTuple):
     """Active memberships (arrays, by policy id then user id); NO_DAY for no grant time."""
 
@@ -246,7 +227,34 @@ class Members(NamedTuple):
     granted_at: Ints
 
 
-PerUser = tuple[Members, dict[int, str], Observed]
+class Upns(NamedTuple):
+    """User ids (sorted) and their UPNs (an object array, in the same order)."""
+
+    user_ids: Ints
+    upns: npt.NDArray[Any]
+
+    def of(self, user_ids: Ints) -> list[str]:
+        """The UPNs of these users (a gather: no Python-level call per user)."""
+        if not len(user_ids):
+            return []
+        at = np.minimum(np.searchsorted(self.user_ids, user_ids), len(self.user_ids) - 1)
+        if not len(self.user_ids) or (self.user_ids[at] != user_ids).any():
+            raise KeyError("a membership names a user id without a user")
+        found: list[str] = self.upns[at].tolist()
+        return found
+
+
+PerUser = tuple[Members, Upns, Observed]
+
+
+def _distinct(ids: Ints, total: int) -> int:
+    """How many distinct ids (non-negative): counted in a table when they are dense
+    enough, else by sorting them (ids may leave gaps, as PostgreSQL's sequences do)."""
+    if not len(ids):
+        return 0
+    if int(ids.max()) < 4 * total + 1024:
+        return int(np.count_nonzero(np.bincount(ids)))
+    return len(np.unique(ids))
 
 
 def _per_user_reader(as_of: dt.date, ids: Sequence[int]) -> Callable[[Connection], PerUser]:
@@ -269,13 +277,17 @@ def _per_user_reader(as_of: dt.date, ids: Sequence[int]) -> Callable[[Connection
         members = Members(*int_rows(rows, 3).T)
         total_users = conn.execute(select(func.count()).select_from(users)).scalar() or 0
         # Reading every user's rows beats an IN filter unless the members are few.
-        narrow = 2 * len(np.unique(members.user_ids)) < total_users
+        narrow = 2 * _distinct(members.user_ids, total_users) < total_users
         in_members = (
             f"(SELECT user_id FROM memberships WHERE active = TRUE AND policy_id IN ({in_ids}))"
         )
         upn_sql = "SELECT id, upn FROM users" + (f" WHERE id IN {in_members}" if narrow else "")
         member_filter = f"AND user_id IN {in_members}" if narrow else ""
-        return members, dict(fetch(conn, text(upn_sql))), _observed(conn, as_of, member_filter)
+        named = fetch(conn, text(upn_sql))
+        ids, names = zip(*named, strict=True) if named else ((), ())
+        by_id = np.argsort(np.array(ids, np.int64))
+        upns = Upns(np.array(ids, np.int64)[by_id], np.array(names, object)[by_id])
+        return members, upns, _observed(conn, as_of, member_filter)
 
     return read
 
@@ -302,10 +314,10 @@ def _facts(
     *,
     lo: int,
     user_ids: list[int],
-    upns: dict[int, str],
+    upns: Upns,
     groups: dict[int, frozenset[str]],
     observed: Observed,
-    date: _Dates,
+    date: DateTable,
 ) -> tuple[FactColumns, DayNumbers]:
     """One policy's facts, in the order of ``uids`` (its members' user ids, sorted; and
     the same as the list ``user_ids``): array operations per policy and app, and a
@@ -332,7 +344,7 @@ def _facts(
     granted = np.where(granted_at == NO_DAY, NO_DAY, granted_at // 86_400)
     none: frozenset[str] = frozenset()
     facts = FactColumns(
-        users=list(map(upns.__getitem__, user_ids)),
+        users=upns.of(uids),
         groups=list(map(groups.get, user_ids, repeat(none, n))) if groups else [none] * n,
         granted_on=date.of(granted),
         last_used=date.of(last),
@@ -341,7 +353,7 @@ def _facts(
         last_observed=date.of(last_seen),
         active_months=[0] * n,
     )
-    return facts, DayNumbers(granted, last, minutes)
+    return facts, DayNumbers(granted, last, minutes, first, last_seen)
 
 
 def active_months(

@@ -1,11 +1,11 @@
-"""Verdicts on a small generated organization whose truth is known by construction."""
+"""Verdicts member by member, on a small generated organization whose truth is known by
+construction (``usage_personas``); the columnar batch is checked against these in
+``test_usage_columns.py``."""
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import random
-from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -13,9 +13,7 @@ from hypothesis import strategies as st
 
 from reclaim.domain.usage import (
     PRECEDENCE,
-    DayNumbers,
     Evaluator,
-    FactColumns,
     MemberFacts,
     SeasonalRule,
     UsageFacts,
@@ -25,99 +23,22 @@ from reclaim.domain.usage import (
 )
 
 from .factories import daily, facts, make_policy
-
-AS_OF = dt.date(2025, 11, 10)
-SINCE = dt.date(2023, 6, 1)
-OBSERVED = daily(SINCE, AS_OF - dt.timedelta(days=1))
-LONG_AGO = dt.date(2023, 1, 1)
-POLICY = make_policy()
-K = VerdictKind
-
-Persona = Callable[[random.Random], tuple[MemberFacts, UsageFacts]]
-
-
-def _member(rng: random.Random, granted: dt.date | None = LONG_AGO, *groups: str) -> MemberFacts:
-    return MemberFacts.of(f"U{rng.randrange(10**9)}@Example.com", ("staff", *groups), granted)
-
-
-def in_use(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    uses = {d: 30.0 for d in daily(AS_OF - dt.timedelta(days=200), AS_OF - dt.timedelta(days=1))}
-    return _member(rng), facts(uses, OBSERVED, as_of=AS_OF)
-
-
-def new_joiner(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    granted = AS_OF - dt.timedelta(days=rng.randrange(0, 14))
-    return _member(rng, granted), facts({}, daily(granted, AS_OF), as_of=AS_OF)
-
-
-def on_leave(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    left = AS_OF - dt.timedelta(days=rng.randrange(40, 120))
-    uses = {d: 45.0 for d in daily(SINCE, left)}
-    return _member(rng), facts(uses, daily(SINCE, left), as_of=AS_OF)
-
-
-def quarter_end(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    uses: dict[dt.date, float] = {}
-    for year in (2023, 2024, 2025):
-        for month in (3, 6, 9, 12):
-            for d in range(28 - rng.randrange(3), 31):
-                uses[dt.date(year, month, d)] = 90.0
-            if month != 12:  # closing spills into the next month's first days
-                uses[dt.date(year, month + 1, 1 + rng.randrange(2))] = 60.0
-    uses = {d: m for d, m in uses.items() if SINCE <= d <= AS_OF}
-    return _member(rng), facts(uses, OBSERVED, as_of=AS_OF)
-
-
-def year_end(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    uses = {
-        dt.date(y, 12, d): 120.0 for y in (2023, 2024) for d in range(10 + rng.randrange(5), 31)
-    }
-    return _member(rng), facts(uses, OBSERVED, as_of=AS_OF)
-
-
-def underuser(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    uses = {d: 5.0 for d in daily(AS_OF - dt.timedelta(days=300 + rng.randrange(7)), AS_OF, 7)}
-    return _member(rng), facts(uses, OBSERVED, as_of=AS_OF)
-
-
-def vip(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    return _member(rng, LONG_AGO, "VIP"), facts({}, OBSERVED, as_of=AS_OF)
-
-
-def ceo_on_leave(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    member = MemberFacts.of("CEO@example.com", ("staff",), LONG_AGO)
-    return member, facts({}, daily(SINCE, AS_OF - dt.timedelta(days=60)), as_of=AS_OF)
-
-
-def stopped(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    # A steady user who stopped: their history is dense, so no "pattern" explains it.
-    end = AS_OF - dt.timedelta(days=rng.randrange(31, 200))
-    uses = {d: 40.0 for d in daily(SINCE, end, 1 + rng.randrange(3))}
-    return _member(rng), facts(uses, OBSERVED, as_of=AS_OF)
-
-
-def never_used(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    return _member(rng), facts({}, OBSERVED, as_of=AS_OF)
-
-
-def newly_observed(rng: random.Random) -> tuple[MemberFacts, UsageFacts]:
-    start = AS_OF - dt.timedelta(days=rng.randrange(1, 30))
-    return _member(rng), facts({}, daily(start, AS_OF), as_of=AS_OF)
-
-
-ORG: dict[str, tuple[Persona, VerdictKind]] = {
-    "in_use": (in_use, K.IN_USE),
-    "new_joiner": (new_joiner, K.GRACE),
-    "on_leave": (on_leave, K.NO_DATA),
-    "quarter_end": (quarter_end, K.SEASONAL),
-    "year_end": (year_end, K.SEASONAL),
-    "underuser": (underuser, K.UNDERUSED),
-    "vip": (vip, K.EXCLUDED),
-    "ceo_on_leave": (ceo_on_leave, K.EXCLUDED),
-    "stopped": (stopped, K.UNUSED),
-    "never_used": (never_used, K.UNUSED),
-    "newly_observed": (newly_observed, K.NO_DATA),
-}
+from .usage_personas import (
+    AS_OF,
+    LONG_AGO,
+    OBSERVED,
+    ORG,
+    POLICY,
+    SINCE,
+    K,
+    ceo_on_leave,
+    never_used,
+    on_leave,
+    quarter_end,
+    underuser,
+    vip,
+    year_end,
+)
 
 
 @pytest.mark.parametrize("persona", sorted(ORG))
@@ -318,89 +239,6 @@ def test_any_facts_give_exactly_one_safe_verdict(
         else:
             assert minutes is not None
             assert minutes < 120
-
-
-# Days ago on and around every threshold of POLICY (grace 14, unused 30, window 90,
-# freshness 7), and a few others.
-near = st.one_of(
-    st.none(),
-    st.sampled_from([-1, 0, 1, 6, 7, 8, 13, 14, 15, 29, 30, 31, 32, 88, 89, 90, 91, 200]).map(
-        lambda n: AS_OF - dt.timedelta(days=n)
-    ),
-)
-member_facts = st.tuples(
-    st.builds(
-        MemberFacts,
-        st.sampled_from(["a@x", "b@x", "ceo@example.com"]),
-        st.frozensets(st.sampled_from(["staff", "vip", "sales"])),
-        near,
-    ),
-    st.builds(
-        UsageFacts,
-        near,
-        st.one_of(st.none(), st.sampled_from([0.0, 119.99, 120.0]), st.floats(0, 10_000)),
-        near,
-        near,
-        st.integers(0, 2**26 - 1),
-    ),
-)
-
-
-@given(
-    members=st.lists(member_facts, max_size=30),
-    floor=st.booleans(),
-    excluded=st.booleans(),
-)
-def test_judging_a_whole_policy_at_once_gives_each_member_verdict(
-    members: list[tuple[MemberFacts, UsageFacts]], floor: bool, excluded: bool
-) -> None:
-    policy = make_policy(
-        underuse={"min_minutes": 120, "window_days": 90} if floor else None,
-        exclude={"users": ["ceo@example.com"], "groups": ["VIP"]} if excluded else {},
-    )
-    ev = Evaluator(policy, as_of=AS_OF)
-    columns = FactColumns.of(members)
-    kinds, reasons = ev.judge_columns(columns, DayNumbers.of(columns))
-    expected = [ev.evaluate(m, u) for m, u in members]
-    assert list(zip(kinds, reasons, strict=True)) == [(v.kind, v.reason) for v in expected]
-    assert ev.judge_columns(columns) == (kinds, reasons)  # the arrays derived alike
-    assert columns.members() == [m for m, _ in members]
-    assert columns.usages() == [u for _, u in members]
-
-
-@pytest.mark.parametrize("floor", [True, False])
-def test_judging_at_once_matches_each_member_on_every_threshold(floor: bool) -> None:
-    # Every combination of grant date, last use, minutes and freshness around the
-    # policy's thresholds: the batch's shortcut must never claim a member it should not.
-    policy = make_policy(underuse={"min_minutes": 120, "window_days": 90} if floor else None)
-    ago = [None, *(AS_OF - dt.timedelta(days=n) for n in (-1, 0, 7, 8, 13, 14, 15, 29, 30, 31))]
-    users = ["a@x", "ceo@example.com", "b@x"]
-    groups = [frozenset(), frozenset({"vip"}), frozenset({"staff"}), frozenset({"staff"})]
-    members = [
-        (
-            MemberFacts(users[i % 3], groups[i % 4], granted),
-            UsageFacts(last, minutes, first, seen, (i % 2) * 0b1001001001),
-        )
-        for i, (granted, last, minutes, seen, first) in enumerate(
-            itertools.product(
-                ago,
-                ago,
-                [None, 0.0, 119.99, 120.0, 500.0],
-                ago,
-                [None, AS_OF - dt.timedelta(days=200)],
-            )
-        )
-    ]
-    ev = Evaluator(policy, as_of=AS_OF)
-    kinds, reasons = ev.judge_columns(FactColumns.of(members))
-    expected = [ev.evaluate(m, u) for m, u in members]
-    assert list(zip(kinds, reasons, strict=True)) == [(v.kind, v.reason) for v in expected]
-    assert len(set(kinds)) >= 5
-
-
-def test_fact_columns_must_be_parallel() -> None:
-    with pytest.raises(ValueError, match="one value per member"):
-        FactColumns(["a@x"], [], [None], [None], [None], [None], [None], [0])
 
 
 def test_docs_worked_example() -> None:
