@@ -39,10 +39,14 @@ def removed_from_run_group(admin_of: Callable[[], Connection], count: int) -> se
 
 def after_cases(world: RunnerWorld, count: int, action: Callable[[], None]) -> None:
     """Run ``action`` once, right after the ``count``-th case's removal was verified
-    (its sync check in Entra ID ends a case's turn)."""
+    (its read-back ends a removal; the worker runs them one at a time: ``group_size=1``,
+    so what was in hand and what had not started are told apart as with single cases)."""
 
     def hook(step: Step) -> None:
-        if step.step == "graph.is_member" and len(world.tap.count("graph.is_member")) == count:
+        if (
+            step.step == "ldap.verify_removed"
+            and len(world.tap.count("ldap.verify_removed")) == count
+        ):
             world.tap.hooks.clear()
             action()
 
@@ -106,7 +110,7 @@ def test_untrusted_certificate_mid_run_refuses_and_never_downgrades(
     # The DC comes back serving a same-named certificate from another CA (a replaced
     # DC or a man in the middle); the worker's next connection must refuse it.
     after_cases(world, 2, dc.use_untrusted_certificate)
-    stats = world.drain()
+    stats = world.drain(group_size=1)
     # Another pass (a new worker) refuses again, and writes nothing either.
     world.clock.advance(minutes=30)
     again = world.drain()
@@ -155,10 +159,43 @@ def test_password_rotated_mid_run_stops_with_a_clear_message_without_the_passwor
         dc.restart()
 
     after_cases(world, 2, rotate)
-    stats = world.drain()
+    stats = world.drain(group_size=1)
     stop = assert_stopped_after_two(world, stats.stops, dc)
     assert "password" in stop.lower() or "credentials" in stop.lower(), stop
     for secret in (new_password, dc.template.service_password):
         assert secret not in stop
         assert all(secret not in (s.last_error or "") for s in world.cases().values())
     record_ldap(world, "LDAP bind password rotated mid-run (run stops)")
+
+
+def test_password_rotated_mid_group_sends_nothing_more_and_says_so(
+    make_runner: Make, rotated_back: SambaDC
+) -> None:
+    """The same fault inside one group of removals (services/group_removal.py): the
+    removal that met it and those not tried yet are recorded as stopped, not sent."""
+    dc = rotated_back
+    new_password = "Rotated-" + base64.b32encode(b"reclaim-group").decode().rstrip("=") + "1a!"
+    world = make_runner(idle=5)
+    world.cycle()
+
+    def rotate() -> None:  # as in the test above
+        set_service_password(dc, new_password + "-1")
+        set_service_password(dc, new_password)
+        dc.restart()
+
+    after_cases(world, 2, rotate)
+    stats = world.drain()  # all five in one group
+    (stop,) = stats.stops
+    assert stats.results() == {"awaiting_sync": 2, "stopped": 3}
+    assert removed_from_run_group(dc.admin_connection, 5) == {upn(0), upn(1)}
+    landed = [s for s in world.tap.steps if s.step == "ldap.remove_member" and s.outcome == "ok"]
+    assert {s.user for s in landed} == {upn(0), upn(1)}
+    tried = world.tap.modifies()
+    assert tried.get(upn(3), 0) == 0 and tried.get(upn(4), 0) == 0  # never handed over
+    writes = world.writes()
+    stopped = [s for s in world.cases().values() if s.case.state is S.REMOVAL_PENDING]
+    assert len(stopped) == 3 and all(writes[s.id] == (1, "stopped") for s in stopped)
+    for case in stopped:
+        assert case.last_error is not None and case.last_error in stop
+        for secret in (new_password, dc.template.service_password):
+            assert secret not in case.last_error

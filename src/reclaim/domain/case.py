@@ -393,10 +393,18 @@ def mark_removed(
     return _move(case, _S.REMOVED, at=at, cause=cause, data=data, retry_at=None)
 
 
-def mark_awaiting_sync(case: Case, *, at: dt.datetime) -> Case:
-    """Removed in on-prem AD; wait for directory sync to show it in Entra ID."""
+def mark_awaiting_sync(
+    case: Case, *, at: dt.datetime, first_look: dt.datetime | None = None
+) -> Case:
+    """Removed in on-prem AD; wait for directory sync to show it in Entra ID.
+
+    ``first_look``: when to look at Entra ID first (a sync takes its time: looking at
+    once only costs a request); None looks at once.
+    """
     _require_sent(case, _S.AWAITING_SYNC, "removed_in_ad")
-    return _move(case, _S.AWAITING_SYNC, at=at, cause="removed_in_ad", retry_at=None)
+    look = None if first_look is None else _aware(first_look)
+    data = {} if look is None else {"first_look": look.isoformat()}
+    return _move(case, _S.AWAITING_SYNC, at=at, cause="removed_in_ad", data=data, retry_at=look)
 
 
 def mark_failed(case: Case, *, at: dt.datetime, detail: str) -> Case:

@@ -33,7 +33,7 @@ from reclaim.domain import case as dc
 from reclaim.domain.case import CaseState
 from reclaim.domain.policy import Policy
 from reclaim.services.direct_licenses import remove_direct, with_detail
-from reclaim.services.runtime import MAX_FAILURES, Runtime, backoff
+from reclaim.services.runtime import MAX_FAILURES, SYNC_WAIT, Runtime, backoff
 from reclaim.store import cases as store
 from reclaim.store.writes import finish_write
 from reclaim.workflows.directory import RemoveOutcome
@@ -68,8 +68,14 @@ def landed(rt: Runtime, case: dc.Case, policy: Policy, now: dt.datetime) -> dc.C
     """Our earlier write turned out to have landed (lost outcome, AlreadyDone on retry):
     removed, or, where a sync must carry it to Entra ID, awaiting that sync."""
     if waits_for_sync(rt, policy):
-        return dc.mark_awaiting_sync(case, at=now)
+        return dc.mark_awaiting_sync(case, at=now, first_look=first_sync_look(now))
     return dc.mark_removed(case, at=now, already=True)
+
+
+def first_sync_look(now: dt.datetime) -> dt.datetime:
+    """When to look at Entra ID first after a removal in AD: a directory sync runs every
+    30 minutes by default, so a look at once would only cost a Graph request."""
+    return now + dt.timedelta(seconds=SYNC_WAIT)
 
 
 def settle(
@@ -83,7 +89,7 @@ def settle(
     case = stored.case
     if isinstance(answer, RemoveOutcome):
         if answer is RemoveOutcome.AWAITING_SYNC:
-            moved = dc.mark_awaiting_sync(case, at=now)
+            moved = dc.mark_awaiting_sync(case, at=now, first_look=first_sync_look(now))
         elif answer is RemoveOutcome.REMOVED:
             moved = dc.mark_removed(case, at=now)
         else:  # QUEUED is the manual workflow's, settled by its executor

@@ -29,6 +29,7 @@ from reclaim.runner.worker import Worker, WorkerStats
 from reclaim.services.ad_sync import sync_policy
 from reclaim.services.cases import answer
 from reclaim.services.cycle import CycleOutcome, run_cycle
+from reclaim.services.group_removal import GROUP_SIZE
 from reclaim.store import cases as store
 from reclaim.store.leases import paused_in_store
 from reclaim.store.tables import cases, directory_writes
@@ -179,7 +180,13 @@ class RunnerWorld:
         self._factories.append(made)
         return made
 
-    def worker(self, *, dry_run: bool = False, settings: Settings | None = None) -> Worker:
+    def worker(
+        self,
+        *,
+        dry_run: bool = False,
+        settings: Settings | None = None,
+        group_size: int = GROUP_SIZE,
+    ) -> Worker:
         return Worker(
             engine=self.engine,
             settings=settings or self.settings,
@@ -188,6 +195,7 @@ class RunnerWorld:
             batch=50,
             poll_seconds=0.05,
             dry_run=dry_run,
+            group_size=group_size,
         )
 
     def drain(self, **kwargs: object) -> WorkerStats:

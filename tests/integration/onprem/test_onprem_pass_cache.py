@@ -109,9 +109,9 @@ def test_each_worker_pass_starts_with_fresh_reads(
     """The runner's factory passes the worker's new_run on to the adapter."""
     world = make_runner(idle=2)
     world.cycle()
-    assert world.drain().results() == {"awaiting_sync": 2, "waiting": 2}
+    assert world.drain().results() == {"awaiting_sync": 2}
     # The removals went as a group: both Entra ID records in one $batch read, which the
-    # removals and the sync checks then reuse.
+    # removals then reuse.
     batched = [s.outcome for s in world.tap.steps if s.step == "graph.get_users"]
     assert batched == ["2 found"]
     first = [s.outcome for s in world.tap.steps if s.step == "graph.get_user"]

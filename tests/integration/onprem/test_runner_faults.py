@@ -45,7 +45,7 @@ def _removed_on(dc: SambaDC, count: int) -> set[str]:
 def test_no_sync_by_the_deadline_fails_the_case_saying_why(make_runner: Make) -> None:
     world = make_runner(idle=1, deadline_hours=2)
     world.cycle()
-    assert world.drain().results() == {"awaiting_sync": 1, "waiting": 1}
+    assert world.drain().results() == {"awaiting_sync": 1}  # Entra ID: first look later
     removed_at = world.clock()
     deadline = removed_at + dt.timedelta(hours=2)
     looks = []
@@ -87,12 +87,12 @@ def test_member_removed_behind_our_back_is_already_removed(
                 assert admin.modify(seed.LIC_RUN.dn, {"member": [(MODIFY_DELETE, [target.dn])]})
 
     world.tap.hooks.append(race)
-    assert world.drain().results() == {"already_removed": 1, "waiting": 1}
+    assert world.drain().results() == {"already_removed": 1}
     (modify,) = [s for s in world.tap.steps if s.step == "ldap.remove_member"]
     assert modify.outcome.startswith("AlreadyDone") and "ldap-53" not in modify.outcome
     stored = world.case(target.upn)
     assert (stored.case.state, stored.case.status) == (S.AWAITING_SYNC, "in_progress")
-    assert [e.cause for e in stored.case.history][-2:] == ["removed_in_ad", "retry_later"]
+    assert stored.case.history[-1].cause == "removed_in_ad"
     assert list(world.writes().values()) == [(1, "already_done")]
 
 
@@ -106,7 +106,7 @@ def test_user_missing_from_ad_is_not_written_and_others_go_on(
     ghost.on_premises_sam_account_name = "deleted-account"
     ghost.on_premises_security_identifier = "S-1-5-21-1-2-3-999999"
     world.cycle()
-    assert world.drain().results() == {"awaiting_sync": 2, "waiting": 2, "left_group": 1}
+    assert world.drain().results() == {"awaiting_sync": 2, "left_group": 1}
     closed = world.case(upn(1)).case
     assert (closed.state, closed.history[-1].cause) == (S.CANCELLED, "left_group")
     assert set(world.tap.modifies()) == {upn(0), upn(2)}
@@ -129,9 +129,10 @@ def test_dc_restarted_mid_run_cases_retry_and_finish(
 
     world.tap.hooks.append(stop_after_third)
     first = world.drain().results()
-    # Two removed; the third's MODIFY landed but its read-back met a dead DC; the rest
-    # could not even look. Every one of them waits for a retry, none failed.
-    assert first == {"awaiting_sync": 2, "waiting": 2, "retry": 6}
+    # One group of eight: two removed; the third's MODIFY landed but its read-back met a
+    # dead DC; the rest met it with their MODIFY. Every one of them waits for a retry,
+    # none failed.
+    assert first == {"awaiting_sync": 2, "retry": 6}
     assert not dc2.running
     assert world.states() == {"awaiting_sync": 2, "removal_pending": 6}
     dc2.start()
@@ -141,7 +142,14 @@ def test_dc_restarted_mid_run_cases_retry_and_finish(
     # other five, which go through: none is taken for removed before Entra ID shows it.
     assert world.states() == {"awaiting_sync": 8}
     assert _removed_on(dc2, 8) == {upn(i) for i in range(8)}
-    assert world.tap.modifies() == dict.fromkeys([upn(i) for i in range(8)], 1)
+    # Each removal landed once: the five that met the dead DC with their MODIFY sent it
+    # again (it had not arrived), the third did not (its read-back failed).
+    landed = world.tap.count("ldap.remove_member", outcome="ok")
+    assert landed == dict.fromkeys([upn(i) for i in range(8)], 1)
+    assert world.tap.modifies() == {
+        **dict.fromkeys([upn(i) for i in range(3)], 1),
+        **dict.fromkeys([upn(i) for i in range(3, 8)], 2),
+    }
 
 
 @pytest.mark.slow
@@ -152,14 +160,14 @@ def test_fails_over_to_the_second_dc_between_cases(
     world = make_runner(idle=6, hosts=(dc2.address, dc1.address))
     world.cycle()
 
-    def stop_after_second_case(step: Step) -> None:
-        # The sync check ends a case's turn: the next case starts on a dead DC.
-        if step.step == "graph.is_member" and len(world.tap.count("graph.is_member")) == 2:
+    def stop_after_second_removal(step: Step) -> None:
+        # The read-back ends a removal: the next one's MODIFY meets a dead DC.
+        if step.step == "ldap.verify_removed" and len(world.tap.count("ldap.verify_removed")) == 2:
             world.tap.hooks.clear()
             dc2.stop()
 
-    world.tap.hooks.append(stop_after_second_case)
-    assert world.drain().results() == {"awaiting_sync": 6, "waiting": 6}
+    world.tap.hooks.append(stop_after_second_removal)
+    assert world.drain().results() == {"awaiting_sync": 6}
     assert not dc2.running
     # No replication between the clones: each removal landed on exactly one DC.
     dc2.start()
@@ -185,7 +193,7 @@ def test_failover_between_modify_and_verify_retries_instead_of_failing(
 
     world.tap.hooks.append(stop_after_first_modify)
     first = world.drain()
-    assert first.results() == {"retry": 1, "awaiting_sync": 2, "waiting": 2}
+    assert first.results() == {"retry": 1, "awaiting_sync": 2}
     (retry,) = [r for r in first.reports if r.result == "retry"]
     assert "replication pending" in retry.detail
     assert world.case(retry.user).case.state is S.REMOVAL_PENDING  # not failed
@@ -224,7 +232,7 @@ def test_worker_dies_after_the_modify_retry_records_it_once(
     found = world.case(upn(0))
     # Gone from AD is not gone from Entra ID: the lost outcome waits for the sync too.
     assert found.case.state is S.AWAITING_SYNC
-    assert [e.cause for e in found.case.history][-2:] == ["removed_in_ad", "retry_later"]
+    assert found.case.history[-1].cause == "removed_in_ad"
     assert world.writes()[found.id] == (1, "already_done")
     assert world.tap.modifies() == {upn(0): 1, upn(1): 1}  # never sent twice
     assert _gone(admin, 2) == {upn(0), upn(1)}
