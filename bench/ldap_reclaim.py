@@ -11,12 +11,14 @@ halts a policy touching more than half its group); the first half is removed.
 
 1. **Reclaim**: ``onprem_ad`` cases in a SQLite store, asked, released by everyone and
    authorized by a cycle's plan, then executed by one ``Worker`` pass built as
-   ``reclaim worker`` builds it (``default_directories``, one case at a time). Each
-   case: the usage re-check, the Entra lookups through Graph (the Graph test server,
-   in-process, no added latency, a tenant mirroring the DC as synced objects), the AD
-   lookups and membership check, the write gate's records, MODIFY_DELETE, the
-   read-back, the case's transitions and step history, and the first look at Entra ID
-   for the sync (which is not there yet: the case waits).
+   ``reclaim worker`` builds it (``default_directories``, one unit of work at a time:
+   groups of 20 removals, ``services/group_removal.py``). Each case: the usage
+   re-check, the Entra lookups through Graph (the Graph test server, in-process, no
+   added latency, a tenant mirroring the DC as synced objects; ``$batch`` reads for a
+   group), the AD lookups and membership check, the write gate's records,
+   MODIFY_DELETE, the read-back, the case's transitions and step history. (Entra ID is
+   first looked at for the sync 15 minutes later, outside the pass.) A group's time is
+   shared evenly by its removals for the per-removal figures.
 2. **direct**: the same users on a same-sized group, and the same LDAP operations
    written with ldap3 on one connection with the same settings: user by
    sAMAccountName, membership check, MODIFY_DELETE, read-back. Nothing else.
