@@ -97,6 +97,11 @@ def process_removals(rt: Runtime, case_ids: Sequence[int]) -> list[StepReport]:
     except StopSignal as exc:
         _give_back(rt, rest)
         raise StopSignal(str(exc), reports + exc.reports) from exc
+    except Exception:  # a bug or an unexpected peer reply: never lose the pass over it
+        log.exception("grouped removal of %d case(s) failed; taking them one by one", len(case_ids))
+        # Each case's own path reads what was recorded (a write left ``sending`` is
+        # resolved by reading membership) and records the error on the case if it recurs.
+        rest = list(case_ids)
     for n, case_id in enumerate(rest):
         try:
             reports += process_case(rt, case_id)

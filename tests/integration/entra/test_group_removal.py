@@ -15,10 +15,13 @@ from sqlalchemy import select
 
 from reclaim.config import SafetySettings
 from reclaim.domain.case import CaseState
+from reclaim.domain.policy import Workflow
 from reclaim.services.runtime import REFUSED_WAIT
 from reclaim.store.leases import PAUSED, set_control
 from reclaim.store.tables import cases, directory_writes
 from reclaim.testing.graph import GraphServer, ManualClock
+from reclaim.workflows.directory import Directories
+from reclaim.workflows.entra_id import EntraDirectories, EntraDirectory
 from reclaim.workflows.gate import WriteGate
 
 from .conftest import ALICE, CLIENT_SECRET, DOLLAR, DORA, E3_GROUP, GUEST, OBRIEN, UPNS
@@ -233,3 +236,30 @@ def test_a_member_who_left_before_the_removal_is_left_group_not_removed(
     assert server.requests.removals_of(E3_GROUP, OBRIEN, ok=None) == []
     assert obrien.id not in writes(world)  # nothing recorded ahead: nothing was sent
     assert [len(parts) for parts in delete_batches(server)] == [4]
+
+
+class _BrokenAfterRecording(EntraDirectory):
+    """An adapter whose grouped removal breaks after the writes were recorded ahead (a
+    bug, or a reply nobody expected): nothing was sent."""
+
+    def remove_batch(self, **kwargs: Any) -> Any:
+        raise RuntimeError("unexpected")
+
+
+def test_a_group_that_breaks_unexpectedly_goes_case_by_case(
+    world: EntraWorld, server: GraphServer
+) -> None:
+    world.cycle()
+
+    def broken(d: Directories) -> Any:
+        client = world.client(writes_allowed=d.writes_allowed)
+        return EntraDirectories(_BrokenAfterRecording(client, on_step=d.on_step))
+
+    directories = Directories(
+        world.ctx.engine, world.settings, builders={Workflow.ENTRA_ID: broken}
+    )
+    assert world.drain(directories).results() == {"removed": 5}
+    for uid in E3_IDS:  # each case read membership again, then removed once
+        assert len(server.requests.removals_of(E3_GROUP, uid, ok=None)) == 1
+        stored = world.case(UPNS[uid])
+        assert stored.case.state is S.REMOVED and writes(world)[stored.id] == (2, "done")
