@@ -16,7 +16,7 @@ from reclaim.cli_decisions import selected_policies, working
 from reclaim.cli_render import cycle_lines, plan_lines, step_lines
 from reclaim.config import load_settings
 from reclaim.domain.policy import Policy
-from reclaim.runner import DEFAULT_CONCURRENCY
+from reclaim.runner import DEFAULT_CONCURRENCY, GROUP_SIZE
 
 
 def run(
@@ -175,12 +175,22 @@ def worker(
     concurrency: Annotated[
         int,
         typer.Option(
-            help="Cases run at once (threads): they mostly wait for Graph or LDAP. "
-            "1 runs them one by one.",
+            help="Units of work run at once (threads): a case, or a group of removals; "
+            "they mostly wait for Graph or LDAP. 1 runs them one by one.",
             min=1,
             max=64,
         ),
     ] = DEFAULT_CONCURRENCY,
+    group_size: Annotated[
+        int,
+        typer.Option(
+            help="Due removals of one policy taken together (one Graph $batch; LDAP: one "
+            "store transaction each side). A killed worker strands at most concurrency x "
+            "this many cases until their leases run out (10 minutes).",
+            min=1,
+            max=GROUP_SIZE,
+        ),
+    ] = GROUP_SIZE,
     poll: Annotated[float, typer.Option(help="Seconds between looks when idle.", min=0.1)] = 5.0,
     config: ConfigOpt = None,
 ) -> None:
@@ -192,7 +202,7 @@ def worker(
     workers may run against one database.
     """
     ctx = context(config)
-    w = _worker(ctx, batch=batch, concurrency=concurrency, poll_seconds=poll)
+    w = _worker(ctx, batch=batch, concurrency=concurrency, group_size=group_size, poll_seconds=poll)
 
     def stop(_signum: int, _frame: object) -> None:
         w.stop()

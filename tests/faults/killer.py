@@ -5,9 +5,10 @@ points are drawn from a seeded RNG as progress marks (how many cases have got pa
 their removal): when the store shows that much progress, the loop waits a random few
 milliseconds more, so the kill lands anywhere in a case's steps (before the write,
 between the write and its record, inside a store transaction), then SIGKILLs the worker
-by its PID and starts a new one. Workers run one case at a time (``--concurrency 1``,
-one case per claim), so each kill strands at most one case under a dead worker's
-lease and every kill mark below the goal stays reachable; the test lets those leases
+by its PID and starts a new one. Workers run one unit at a time (``--concurrency 1``,
+one unit per claim: a case, or a group of up to ``group_size`` removals, default 5), so
+each kill strands at most ``group_size`` cases under a dead worker's lease; the marks
+are drawn low enough to stay reachable all the same, and the test lets those leases
 run out. (Several cases at once are covered by tests/integration/entra/
 test_worker_concurrency.py: the same leases and write records make them safe.)
 """
@@ -38,6 +39,7 @@ class KillLoop:
     kills: int
     seed: int
     log_dir: Path
+    group_size: int = 5  # removals a worker takes together (reclaim worker --group-size)
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     killed: list[int] = field(default_factory=list)  # progress seen at each kill
     started: int = 0
@@ -46,7 +48,9 @@ class KillLoop:
     def marks(self) -> list[int]:
         """The progress marks at which to kill, spread over the run (seeded)."""
         rng = random.Random(self.seed)
-        span = range(1, max(2, self.goal - 1))
+        # Each kill may strand a group under its lease: the marks stay below what the
+        # live workers can reach without them.
+        span = range(1, max(2, self.goal - 1 - self.kills * self.group_size))
         picks = sorted(rng.sample(span, min(self.kills, len(span))))
         return picks
 
@@ -57,7 +61,7 @@ class KillLoop:
         try:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "reclaim", "worker", "--concurrency", "1", "--batch", "1",
-                 "--poll", "0.2",
+                 "--group-size", str(self.group_size), "--poll", "0.2",
                  "-c", str(self.config)],
                 env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             )  # fmt: skip

@@ -31,10 +31,11 @@ from sqlalchemy import Engine, select
 
 from reclaim.campaigns.asker import build_asker
 from reclaim.config import Settings
+from reclaim.runner import GROUP_SIZE
 from reclaim.runner.reload import reload_refusal
 from reclaim.runner.scheduler import run_due_cycles
 from reclaim.services.cycle import CycleOutcome
-from reclaim.services.group_removal import GROUP_SIZE, groups_removals, process_removals
+from reclaim.services.group_removal import groups_removals, process_removals
 from reclaim.services.runtime import Runtime, StepReport, StopSignal
 from reclaim.services.steps import process_case
 from reclaim.store.case_claims import claim_due, claim_removals, release

@@ -2,8 +2,9 @@
 
 A case's own turn (:func:`reclaim.services.steps.process_case`) costs about ten short
 store transactions and three directory calls; at Graph's write ceiling raised tenfold a
-worker could not keep up (bench/graph_reclaim.py). Here up to :data:`GROUP_SIZE` cases of
-one policy whose next step is a *first* removal attempt share each stage:
+worker could not keep up (bench/graph_reclaim.py). Here up to 20 cases
+(:data:`reclaim.runner.GROUP_SIZE`) of one policy whose next step is a *first* removal
+attempt share each stage:
 
 1. one read: the cases, that nothing was written under their keys yet, and the usage
    re-check for all of them (anyone who used the app again goes the per-case way,
@@ -62,8 +63,6 @@ from reclaim.workflows.gate import Write
 from reclaim.workflows.step_log import collecting
 
 log = logging.getLogger(__name__)
-
-GROUP_SIZE = 20  # a Graph $batch holds at most 20 requests
 
 
 def groups_removals(rt: Runtime, policy: Policy) -> bool:

@@ -25,11 +25,11 @@ from sqlalchemy import Engine, select
 from reclaim.bootstrap import Context
 from reclaim.config import Settings, parse_settings
 from reclaim.domain.policy import Policy
+from reclaim.runner import GROUP_SIZE
 from reclaim.runner.worker import Worker, WorkerStats
 from reclaim.services.ad_sync import sync_policy
 from reclaim.services.cases import answer
 from reclaim.services.cycle import CycleOutcome, run_cycle
-from reclaim.services.group_removal import GROUP_SIZE
 from reclaim.store import cases as store
 from reclaim.store.leases import paused_in_store
 from reclaim.store.tables import cases, directory_writes
