@@ -1,8 +1,10 @@
 """Importing an osquery result log (filesystem logger JSON lines) as one transaction.
 
-Same guarantees as a CSV/NDJSON import (``usage_import``): one transaction per file,
-the same bytes twice are skipped (SHA-256), bad lines are reported as
-``FILE:LINE: reason`` in a rejects file beside a JSON summary, good lines are kept.
+Same guarantees as a CSV/NDJSON import (``usage_import``): one transaction per file
+(started over, up to ``DEADLOCK_TRIES`` times, when PostgreSQL rolls it back to break a
+deadlock with another uploader), the same bytes twice are skipped (SHA-256), bad lines
+are reported as ``FILE:LINE: reason`` in a rejects file beside a JSON summary, good
+lines are kept.
 Beyond that, a file that overlaps one imported before (the same log re-read after it
 grew, or rotated copies) adds nothing twice: last-used times already recorded are
 repeats (``store.recorded_uses``) and observed days OR together.
@@ -30,9 +32,11 @@ from typing import TextIO, TypeVar
 
 import polars as pl
 from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import OperationalError
 
 from reclaim.services.osquery_bulk import import_scanned, scan_file
 from reclaim.services.usage_import import (
+    DEADLOCK_TRIES,
     DEFAULT_CHUNK_BYTES,
     REJECTS_SHOWN,
     ImportReport,
@@ -40,6 +44,7 @@ from reclaim.services.usage_import import (
 )
 from reclaim.services.usage_import import file_sha256 as _file_sha256
 from reclaim.services.usage_writes import UsageWriter, WriteCounts, write_batch
+from reclaim.store.engine import deadlocked
 from reclaim.store.identities import StoreDirectory
 from reclaim.store.tables import imports
 from reclaim.usage_sources.app_aliases import AppMatcher
@@ -276,30 +281,54 @@ def import_osquery_file(
     report_dir.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%S")
     rejects_path = report_dir / f"{path.name}.{stamp}.rejects.txt"
-    job = _Job(engine, path, report, rejects_path, now_s=now_s, size=size, apps=apps)
-    try:
-        if reader == "duckdb" or (reader == "auto" and size >= DUCKDB_MIN_BYTES):
-            try:
-                job.run_duckdb(progress)
-            except ScanRefused as exc:
-                if reader == "duckdb":
-                    raise
-                log.info("%s: read block by block (DuckDB: %s)", path, exc)
-                job.run_blocks(chunk_bytes, progress)
-        else:
-            job.run_blocks(chunk_bytes, progress)
-    except _Duplicate:
-        rejects_path.unlink(missing_ok=True)
-        return report
-    except BaseException:
-        rejects_path.unlink(missing_ok=True)
-        raise
+    for attempt in range(1, DEADLOCK_TRIES + 1):
+        job = _Job(engine, path, report, rejects_path, now_s=now_s, size=size, apps=apps)
+        try:
+            _run(job, reader=reader, chunk_bytes=chunk_bytes, progress=progress)
+        except _Duplicate:
+            rejects_path.unlink(missing_ok=True)
+            return report
+        except OperationalError as exc:
+            rejects_path.unlink(missing_ok=True)
+            if not deadlocked(exc) or attempt == DEADLOCK_TRIES:
+                raise
+            # PostgreSQL rolled the import back to break a deadlock with another writer
+            # (concurrent uploads): nothing of it was kept; read the file again.
+            log.warning(
+                "%s: deadlock with another writer, rolled back; importing again (%d of %d)",
+                path,
+                attempt + 1,
+                DEADLOCK_TRIES,
+            )
+            report = OsqueryImportReport(
+                file=str(path), format="osquery", source=source, sha256=report.sha256
+            )
+            continue
+        except BaseException:
+            rejects_path.unlink(missing_ok=True)
+            raise
+        break
     return finish_report(
         report,
         rejects_path=rejects_path,
         summary_path=report_dir / f"{path.name}.{stamp}.summary.json",
         started=started,
     )
+
+
+def _run(job: _Job, *, reader: str, chunk_bytes: int, progress: Progress | None) -> None:
+    """Read the file with the reader asked for (``auto``: DuckDB for large files, and
+    block by block when DuckDB cannot split the file into lines)."""
+    if reader == "duckdb" or (reader == "auto" and job.size >= DUCKDB_MIN_BYTES):
+        try:
+            job.run_duckdb(progress)
+        except ScanRefused as exc:
+            if reader == "duckdb":
+                raise
+            log.info("%s: read block by block (DuckDB: %s)", job.path, exc)
+            job.run_blocks(chunk_bytes, progress)
+    else:
+        job.run_blocks(chunk_bytes, progress)
 
 
 class _Job:

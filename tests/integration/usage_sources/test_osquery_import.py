@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import threading
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import DBAPIError
 
 from reclaim.services.osquery_import import import_osquery_file
+from reclaim.store.engine import make_engine
+from reclaim.store.migrate import upgrade
 from reclaim.store.tables import sources
 from reclaim.usage_sources.app_aliases import AppMatcher
 from reclaim.usage_sources.identity import sid_of_entra_object_id
@@ -252,3 +258,74 @@ def test_other_devices_and_logs_out_of_order_still_count_their_days(
         ("alice@corp.example", "microsoft visio", "2026-10-02", 0, 1),
         ("alice@corp.example", "microsoft visio", "2026-10-05", 0, 2),
     ]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("reader", ["blocks", "duckdb"])
+def test_an_import_postgresql_rolls_back_to_break_a_deadlock_runs_again(
+    pg_url: str, tmp_path: Path, reader: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two writers at once can deadlock on PostgreSQL (several uploaders): the import
+    rolled back starts over by itself, and the roll-ups hold its events once."""
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    seed_identities(engine, tmp_path)
+    other = engine.connect()
+    other_tx = other.begin()
+    # Another writer holds the new usage source's row (not committed yet) ...
+    other.execute(
+        text(
+            "INSERT INTO sources (name, kind, rows_accepted, rows_rejected) "
+            "VALUES ('osquery', 'osquery', 0, 0)"
+        )
+    )
+    outcome: dict[str, object] = {}
+
+    def upload() -> None:
+        try:
+            outcome["report"] = run(
+                engine,
+                tmp_path,
+                reader,
+                "osqueryd.results.log",
+                log(event("reclaim_userassist", ua(ALICE_SID, OCT5 + 9 * H), at=OCT5 + 10 * H)),
+            )
+        except Exception as exc:  # the assertion below shows it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=upload)
+    worker.start()
+    try:
+        # ... the import writes its app row, then waits for the source row ...
+        deadline = time.monotonic() + 20
+        while not _waiting_for_a_lock(engine) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _waiting_for_a_lock(engine), "the import never waited for the source row"
+        # ... and the other writer now waits for the import's app row: a cycle, which
+        # PostgreSQL breaks (after deadlock_timeout, 1 s) by rolling one of them back.
+        with contextlib.suppress(DBAPIError):  # if PostgreSQL picked the other writer
+            other.execute(text("INSERT INTO apps (key, name) VALUES ('microsoft visio', 'Visio')"))
+    finally:
+        other_tx.rollback()  # the other writer gives up: the import's retry goes through
+        other.close()
+        worker.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    report = outcome["report"]
+    assert report.status == "imported" and report.events == 1  # type: ignore[attr-defined]
+    assert [(u, a, n) for u, a, _d, _s, n in daily(engine)] == [
+        ("alice@corp.example", "microsoft visio", 1)
+    ]
+    assert any("deadlock" in r.getMessage() for r in caplog.records)
+    engine.dispose()
+
+
+def _waiting_for_a_lock(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        return bool(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        )
