@@ -26,25 +26,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TextIO, TypeVar
 
 import polars as pl
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.exc import OperationalError
 
 from reclaim.services.osquery_bulk import import_scanned, scan_file
 from reclaim.services.usage_import import (
-    DEADLOCK_TRIES,
     DEFAULT_CHUNK_BYTES,
     REJECTS_SHOWN,
+    DuplicateFile,
     ImportReport,
     finish_report,
+    run_with_retries,
 )
 from reclaim.services.usage_import import file_sha256 as _file_sha256
 from reclaim.services.usage_writes import UsageWriter, WriteCounts, write_batch
-from reclaim.store.engine import deadlocked
 from reclaim.store.identities import StoreDirectory
 from reclaim.store.tables import imports
 from reclaim.usage_sources.app_aliases import AppMatcher
@@ -231,10 +230,6 @@ def _prior_import(conn: Connection, sha: str) -> str | None:
     return f"#{row.id} at {dt.datetime.fromtimestamp(row.finished, dt.UTC):%Y-%m-%d %H:%M} UTC"
 
 
-class _Duplicate(Exception):
-    pass
-
-
 def _check_format(path: Path) -> None:
     """Refuse a file that is not JSON lines at all (a CSV given --format osquery)."""
     with path.open("rb") as fh:
@@ -281,33 +276,20 @@ def import_osquery_file(
     report_dir.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%S")
     rejects_path = report_dir / f"{path.name}.{stamp}.rejects.txt"
-    for attempt in range(1, DEADLOCK_TRIES + 1):
+
+    def once() -> None:
         job = _Job(engine, path, report, rejects_path, now_s=now_s, size=size, apps=apps)
-        try:
-            _run(job, reader=reader, chunk_bytes=chunk_bytes, progress=progress)
-        except _Duplicate:
-            rejects_path.unlink(missing_ok=True)
-            return report
-        except OperationalError as exc:
-            rejects_path.unlink(missing_ok=True)
-            if not deadlocked(exc) or attempt == DEADLOCK_TRIES:
-                raise
-            # PostgreSQL rolled the import back to break a deadlock with another writer
-            # (concurrent uploads): nothing of it was kept; read the file again.
-            log.warning(
-                "%s: deadlock with another writer, rolled back; importing again (%d of %d)",
-                path,
-                attempt + 1,
-                DEADLOCK_TRIES,
-            )
-            report = OsqueryImportReport(
-                file=str(path), format="osquery", source=source, sha256=report.sha256
-            )
-            continue
-        except BaseException:
-            rejects_path.unlink(missing_ok=True)
-            raise
-        break
+        _run(job, reader=reader, chunk_bytes=chunk_bytes, progress=progress)
+
+    def again() -> None:  # every count back to a fresh report's (the file's hash kept)
+        fresh = OsqueryImportReport(
+            file=str(path), format="osquery", source=source, sha256=report.sha256
+        )
+        for f in fields(fresh):
+            setattr(report, f.name, getattr(fresh, f.name))
+
+    if not run_with_retries(once, path=path, rejects_path=rejects_path, again=again):
+        return report
     return finish_report(
         report,
         rejects_path=rejects_path,
@@ -421,7 +403,7 @@ class _Job:
     def _duplicate(self, conn: Connection) -> None:
         prior = _prior_import(conn, self.report.sha256)
         self.report.status, self.report.previous_import = "duplicate", prior
-        raise _Duplicate
+        raise DuplicateFile
 
     def _record(self, conn: Connection, totals: WriteCounts) -> None:
         """Before commit: refuse known bytes, then the report, pending aggregates,

@@ -53,6 +53,39 @@ class DuplicateFile(Exception):
     """Raised inside the transaction when the file's hash turns out to be known already."""
 
 
+def run_with_retries(
+    once: Callable[[], None], *, path: Path, rejects_path: Path, again: Callable[[], None]
+) -> bool:
+    """Run one file's import transaction ``once``; False when it raised
+    :class:`DuplicateFile`. When PostgreSQL rolled it back to break a deadlock with
+    another writer (concurrent uploads), nothing of it was kept: ``again`` resets what
+    the caller counted and it runs once more, up to :data:`DEADLOCK_TRIES` times. The
+    rejects file is removed whenever the import does not go through."""
+    for attempt in range(1, DEADLOCK_TRIES + 1):
+        try:
+            once()
+        except DuplicateFile:
+            rejects_path.unlink(missing_ok=True)
+            return False
+        except OperationalError as exc:
+            rejects_path.unlink(missing_ok=True)
+            if not deadlocked(exc) or attempt == DEADLOCK_TRIES:
+                raise
+            log.warning(
+                "%s: deadlock with another writer, rolled back; importing again (%d of %d)",
+                path,
+                attempt + 1,
+                DEADLOCK_TRIES,
+            )
+            again()
+            continue
+        except BaseException:
+            rejects_path.unlink(missing_ok=True)
+            raise
+        return True
+    raise AssertionError("unreachable: the last try returns or raises")
+
+
 @dataclass
 class ImportReport:
     """What an import did. ``status`` is ``imported`` or ``duplicate``."""
@@ -126,41 +159,28 @@ def import_usage_file(
     stamp = now.strftime("%Y%m%dT%H%M%S")
     report_dir.mkdir(parents=True, exist_ok=True)
     rejects_path = report_dir / f"{path.name}.{stamp}.rejects.txt"
-    for attempt in range(1, DEADLOCK_TRIES + 1):
-        try:
-            _import_once(
-                engine,
-                path,
-                report,
-                rejects_path=rejects_path,
-                chunk_bytes=chunk_bytes,
-                now_s=now_s,
-                size=size,
-                progress=progress,
-            )
-        except DuplicateFile:
-            rejects_path.unlink(missing_ok=True)
-            return report
-        except OperationalError as exc:
-            rejects_path.unlink(missing_ok=True)
-            if not deadlocked(exc) or attempt == DEADLOCK_TRIES:
-                raise
-            # PostgreSQL rolled this import back to break a deadlock with another
-            # writer (concurrent uploads): nothing of it was kept; read the file again.
-            log.warning(
-                "%s: deadlock with another writer, rolled back; importing again (%d of %d)",
-                path,
-                attempt + 1,
-                DEADLOCK_TRIES,
-            )
-            report.rows_accepted = report.rows_rejected = 0
-            report.rejects.clear()
-            continue
-        except BaseException:
-            rejects_path.unlink(missing_ok=True)
-            raise
-        break
 
+    def again() -> None:
+        report.rows_accepted = report.rows_rejected = 0
+        report.rejects.clear()
+
+    imported = run_with_retries(
+        lambda: _import_once(
+            engine,
+            path,
+            report,
+            rejects_path=rejects_path,
+            chunk_bytes=chunk_bytes,
+            now_s=now_s,
+            size=size,
+            progress=progress,
+        ),
+        path=path,
+        rejects_path=rejects_path,
+        again=again,
+    )
+    if not imported:
+        return report
     return finish_report(
         report,
         rejects_path=rejects_path,
