@@ -17,6 +17,7 @@ from reclaim.store.migrate import upgrade
 from reclaim.store.tables import apps, imports, usage_daily, usage_latest, usage_observed, users
 from reclaim.store.usage_queries import day_number
 from reclaim.usage_sources.files import FileFormatError
+from tests.integration.pg_waits import waiting_for_a_lock
 
 NOW = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 D1 = day_number(dt.date(2026, 10, 1))
@@ -294,9 +295,9 @@ def test_an_import_postgresql_rolls_back_to_break_a_deadlock_runs_again(
     try:
         # ... the import creates its source row, then waits for alice's row ...
         deadline = time.monotonic() + 10
-        while not _waiting_for_a_lock(engine) and time.monotonic() < deadline:
+        while not waiting_for_a_lock(engine) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert _waiting_for_a_lock(engine), "the import never waited for alice's row"
+        assert waiting_for_a_lock(engine), "the import never waited for alice's row"
         # ... and the other writer now waits for the import's source row: a cycle, which
         # PostgreSQL breaks (after deadlock_timeout, 1 s) by rolling the import back.
         other.execute(
@@ -315,15 +316,3 @@ def test_an_import_postgresql_rolls_back_to_break_a_deadlock_runs_again(
     assert daily_rows(engine) == [("alice@corp.example", "visio.exe", D1, 600, 1)]
     assert any("deadlock" in r.getMessage() for r in caplog.records)
     engine.dispose()
-
-
-def _waiting_for_a_lock(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
-            ).scalar()
-        )

@@ -19,6 +19,7 @@ from reclaim.store.migrate import upgrade
 from reclaim.store.tables import sources
 from reclaim.usage_sources.app_aliases import AppMatcher
 from reclaim.usage_sources.identity import sid_of_entra_object_id
+from tests.integration.pg_waits import waiting_for_a_lock
 from tests.integration.usage_sources.helpers import (
     ALICE_SID,
     BOB_SID,
@@ -298,9 +299,9 @@ def test_an_import_postgresql_rolls_back_to_break_a_deadlock_runs_again(
     try:
         # ... the import writes its app row, then waits for the source row ...
         deadline = time.monotonic() + 20
-        while not _waiting_for_a_lock(engine) and time.monotonic() < deadline:
+        while not waiting_for_a_lock(engine) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert _waiting_for_a_lock(engine), "the import never waited for the source row"
+        assert waiting_for_a_lock(engine), "the import never waited for the source row"
         # ... and the other writer now waits for the import's app row: a cycle, which
         # PostgreSQL breaks (after deadlock_timeout, 1 s) by rolling one of them back.
         with contextlib.suppress(DBAPIError):  # if PostgreSQL picked the other writer
@@ -317,15 +318,3 @@ def test_an_import_postgresql_rolls_back_to_break_a_deadlock_runs_again(
     ]
     assert any("deadlock" in r.getMessage() for r in caplog.records)
     engine.dispose()
-
-
-def _waiting_for_a_lock(engine: Engine) -> bool:
-    with engine.connect() as conn:
-        return bool(
-            conn.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock'"
-                )
-            ).scalar()
-        )
