@@ -9,8 +9,9 @@ lease that runs out (a crashed worker) makes the case claimable again.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, and_, or_, select, update
 
 from reclaim.store.tables import cases
 
@@ -28,22 +29,34 @@ def claim_due(
 
     Due: ``next_due_at <= now`` and no live lease. Call in its own short transaction.
     """
-    due = and_(
-        cases.c.next_due_at <= now,
-        or_(cases.c.lease_until.is_(None), cases.c.lease_until < now),
-    )
+    due = _due(now)
     if policy_ids is not None:
         due = and_(due, cases.c.policy_id.in_(list(policy_ids)))
     pick = select(cases.c.id).where(due).order_by(cases.c.next_due_at, cases.c.id).limit(limit)
+    leased = _lease(conn, pick, owner=owner, until=now + lease_seconds)
+    return sorted(case_id for case_id, _policy in leased)
+
+
+def _due(now: int) -> ColumnElement[bool]:
+    """Due now and not leased (or the lease ran out)."""
+    return and_(
+        cases.c.next_due_at <= now,
+        or_(cases.c.lease_until.is_(None), cases.c.lease_until < now),
+    )
+
+
+def _lease(conn: Connection, pick: Select[Any], *, owner: str, until: int) -> list[tuple[int, int]]:
+    """Lease the cases ``pick`` selects (skipping rows other workers hold, on
+    PostgreSQL); returns (case id, policy id) pairs."""
     if conn.dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     result = conn.execute(
         update(cases)
         .where(cases.c.id.in_(pick.scalar_subquery()))
-        .values(lease_owner=owner, lease_until=now + lease_seconds)
-        .returning(cases.c.id)
+        .values(lease_owner=owner, lease_until=until)
+        .returning(cases.c.id, cases.c.policy_id)
     )
-    return sorted(int(r[0]) for r in result)
+    return [(int(r[0]), int(r[1])) for r in result]
 
 
 REMOVAL_STATES = ("candidate", "answered_release", "removal_pending")
@@ -68,8 +81,7 @@ def claim_removals(
     if not policy_ids:
         return []
     due = and_(
-        cases.c.next_due_at <= now,
-        or_(cases.c.lease_until.is_(None), cases.c.lease_until < now),
+        _due(now),
         cases.c.policy_id.in_(list(policy_ids)),
         cases.c.state.in_(REMOVAL_STATES),
         cases.c.attempts == 0,
@@ -81,15 +93,7 @@ def claim_removals(
         .order_by(cases.c.policy_id, cases.c.next_due_at, cases.c.id)
         .limit(limit)
     )
-    if conn.dialect.name == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
-    result = conn.execute(
-        update(cases)
-        .where(cases.c.id.in_(pick.scalar_subquery()))
-        .values(lease_owner=owner, lease_until=now + lease_seconds)
-        .returning(cases.c.id, cases.c.policy_id)
-    )
-    return sorted((int(r[0]), int(r[1])) for r in result)
+    return sorted(_lease(conn, pick, owner=owner, until=now + lease_seconds))
 
 
 def release(conn: Connection, ids: Sequence[int], *, owner: str) -> None:
