@@ -15,9 +15,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine, text
 
-from reclaim.store.engine import begin_write, make_engine, writers_turn
+from reclaim.store.engine import WriteBusy, WritersTurn, begin_write, make_engine, writers_turn
 
 
 def _counter(tmp_path: Path) -> Engine:
@@ -128,3 +129,64 @@ def test_threads_take_the_writers_turn_one_at_a_time(tmp_path: Path) -> None:
         t.join(timeout=10)
     assert most == 1
     assert (tmp_path / "w.db-writers.lock").exists()
+
+
+def test_a_turn_that_must_not_wait_is_refused_while_another_process_holds_it(
+    tmp_path: Path,
+) -> None:
+    engine = _counter(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(engine.url), "0.5"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "holding"
+        turn = WritersTurn(engine)
+        asked = time.monotonic()
+        assert turn.acquire(wait=False) is False
+        assert time.monotonic() - asked < 0.2, "a no-wait turn waited"
+    finally:
+        holder.wait(timeout=10)
+    # Refused cleanly: nothing half-held, so the next writer (this thread) gets it.
+    assert turn.acquire(wait=False) is True
+    turn.release()
+    with writers_turn(engine):
+        pass
+
+
+def test_a_turn_taken_in_one_thread_can_be_given_back_in_another(tmp_path: Path) -> None:
+    engine = _counter(tmp_path)
+    turn = WritersTurn(engine)
+    waiter = threading.Thread(target=turn.acquire)  # as an event loop hands the wait over
+    waiter.start()
+    waiter.join(5)
+    assert WritersTurn(engine).acquire(wait=False) is False
+    turn.release()
+    again = WritersTurn(engine)
+    assert again.acquire(wait=False) is True
+    again.release()
+
+
+def test_a_write_that_must_not_wait_fails_at_once_and_leaves_the_wait_as_it_was(
+    tmp_path: Path,
+) -> None:
+    engine = _counter(tmp_path)
+    started = threading.Event()
+    thread = threading.Thread(target=lambda: _increment(engine, hold=0.6, started=started))
+    thread.start()
+    assert started.wait(5)
+    asked = time.monotonic()
+    with pytest.raises(WriteBusy), begin_write(engine, wait=False) as conn:
+        conn.execute(text("UPDATE counter SET n = 100"))
+    assert time.monotonic() - asked < 0.3, "a no-wait write waited for the lock"
+    # The only idle pooled connection is the one refused (the thread holds the other):
+    # it waits as usual again, so this write queues behind the first.
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == 30_000
+    _increment(engine, hold=0)
+    thread.join(10)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT n FROM counter")).scalar_one() == 2
+    engine.dispose()

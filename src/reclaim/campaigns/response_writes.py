@@ -9,17 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from reclaim.config import Settings
 from reclaim.domain import case as dc
 from reclaim.domain.case import CaseEvent
+from reclaim.domain.policy import Policy
 from reclaim.services import cases as case_service
 from reclaim.services.cycle import due_at
 from reclaim.store import cases as store
@@ -29,6 +30,9 @@ MAX_REASON = 500  # characters kept of a free-text reason
 RESTORE_REQUESTED = "restore_requested"  # the case event recording "I need it back"
 _T = TypeVar("_T")
 _ASKING = frozenset({dc.CaseState.ASKED, dc.CaseState.REMINDED})
+#: What recording an answer leaves: the case as it now stands, whether the link has
+#: expired, and whether this call recorded the answer.
+AnswerOutcome = tuple[store.StoredCase, bool, bool]
 
 
 def writing(engine: Engine) -> AbstractContextManager[object]:
@@ -82,39 +86,90 @@ def record_answer(
     keep: bool,
     reason: str | None,
     now: dt.datetime,
-) -> tuple[store.StoredCase, bool, bool] | None:
-    """Record an answer in one write transaction: load the case, ask ``check`` about
-    its person (None: the link is not for them; True: it has expired; False: valid),
-    and record the answer if the question is still open.
+) -> AnswerOutcome | None:
+    """Record an answer in one write transaction (see :func:`answer_in`); on
+    PostgreSQL, look again when another writer changed the case meanwhile."""
+    policies = {p.name: p for p in settings.policies}
+    for _ in range(case_service.RETRIES):
+        with begin_write(engine) as conn:
+            try:
+                return answer_in(
+                    conn, policies, case_id, check=check, keep=keep, reason=reason, now=now
+                )
+            except store.StaleCase:
+                continue  # PostgreSQL: another writer got there first; look again
+    raise case_service.CaseActionError(f"case #{case_id} keeps changing; try again")
+
+
+@dataclass(frozen=True)
+class PendingAnswer:
+    """One answer to record with others (:func:`record_answers`)."""
+
+    case_id: int
+    check: Callable[[str], bool | None]  # as for answer_in
+    keep: bool
+    reason: str | None
+    now: dt.datetime
+
+
+def record_answers(
+    engine: Engine, settings: Settings, answers: Sequence[PendingAnswer], *, wait: bool = True
+) -> list[AnswerOutcome | None]:
+    """Record several answers in one write transaction (one BEGIN, one COMMIT), each
+    as :func:`answer_in` does, in order: a second answer to the same case sees the
+    first. Raises what any of them raised, with none recorded.
+
+    For SQLite, whose writers take turns: the caller holds the writers' turn (see
+    ``campaigns.answer_batches``). ``wait=False``: raise ``store.engine.WriteBusy`` at
+    once if another connection holds the write lock. There is no retry on
+    ``store.StaleCase``, which only PostgreSQL's concurrent writers raise.
+    """
+    policies = {p.name: p for p in settings.policies}
+    with begin_write(engine, wait=wait) as conn:
+        return [
+            answer_in(
+                conn, policies, a.case_id, check=a.check, keep=a.keep, reason=a.reason, now=a.now
+            )
+            for a in answers
+        ]
+
+
+def answer_in(
+    conn: Connection,
+    policies: Mapping[str, Policy],
+    case_id: int,
+    *,
+    check: Callable[[str], bool | None],
+    keep: bool,
+    reason: str | None,
+    now: dt.datetime,
+) -> AnswerOutcome | None:
+    """Record an answer inside the caller's write transaction: load the case, ask
+    ``check`` about its person (None: the link is not for them; True: it has expired;
+    False: valid), and record the answer if the question is still open.
 
     Returns (the case as it now stands, expired, recorded now), or None for a link
     that is not valid for this case. The answer is the same record as ``reclaim
     answer``'s (``services.cases.answer``): the domain's ``record_answer``, saved with
-    the policy's next due time; the first answer counts.
+    the policy's next due time; the first answer counts. Raises ``store.StaleCase``
+    when another writer changed the case since it was loaded (PostgreSQL).
     """
-    policies = {p.name: p for p in settings.policies}
-    for _ in range(case_service.RETRIES):
-        with begin_write(engine) as conn:
-            stored = store.load_case(conn, case_id)
-            if stored is None:
-                return None
-            expired = check(stored.case.user)
-            if expired is None:
-                return None
-            if expired or stored.case.state not in _ASKING:
-                return stored, expired, False
-            case = dc.record_answer(stored.case, at=now, keep=keep, reason=reason)
-            policy = policies.get(case.policy)
-            due = (
-                None
-                if policy is None
-                else due_at(case, authorized_key=stored.authorized_key, policy=policy, now=now)
-            )
-            try:
-                return store.save_case(conn, stored, case, next_due_at=due), False, True
-            except store.StaleCase:
-                continue  # PostgreSQL: another writer got there first; look again
-    raise case_service.CaseActionError(f"case #{case_id} keeps changing; try again")
+    stored = store.load_case(conn, case_id)
+    if stored is None:
+        return None
+    expired = check(stored.case.user)
+    if expired is None:
+        return None
+    if expired or stored.case.state not in _ASKING:
+        return stored, expired, False
+    case = dc.record_answer(stored.case, at=now, keep=keep, reason=reason)
+    policy = policies.get(case.policy)
+    due = (
+        None
+        if policy is None
+        else due_at(case, authorized_key=stored.authorized_key, policy=policy, now=now)
+    )
+    return store.save_case(conn, stored, case, next_due_at=due), False, True
 
 
 def change_case(

@@ -24,16 +24,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import partial
 
 from sqlalchemy import Engine
 
 from reclaim.campaigns.response_writes import (
     RESTORE_REQUESTED,
+    AnswerOutcome,
+    PendingAnswer,
     change_case,
     clean_reason,
     record_answer,
+    record_answers,
     sqlite_retry,
     with_restore_request,
     writing,
@@ -92,6 +97,16 @@ class LinkView:
         return self.restore_until is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer as a link's page sends it (see :meth:`Responder.answer`)."""
+
+    token: str
+    keep: bool
+    reason: str | None
+    now: dt.datetime
+
+
 @dataclass(frozen=True)
 class Responder:
     """The response-link service for one store and configuration."""
@@ -136,17 +151,43 @@ class Responder:
                     self.engine,
                     self.settings,
                     case_id,
-                    check=lambda upn: self._check(token, case_id=case_id, upn=upn, now=now),
+                    check=partial(self._check, token, case_id=case_id, now=now),
                     keep=keep,
                     reason=clean_reason(reason),
                     now=now,
                 )
             )
-        if outcome is None:
-            return LinkView(LinkState.INVALID)
-        stored, expired, recorded = outcome
-        view = self._describe(stored, now=now, expired=expired)
-        return replace(view, just_now=True) if recorded else view
+        return self._answered(outcome, now=now)
+
+    def answer_many(self, answers: Sequence[Answer], *, wait: bool = True) -> list[LinkView]:
+        """Record several answers in one write transaction; each view is what
+        :meth:`answer` would have returned for it alone (in order).
+
+        The caller holds the writers' turn (``store.engine.writers_turn``). Raises,
+        with none of them recorded, when the transaction fails (then record each with
+        :meth:`answer`, so one bad answer costs the others nothing); ``wait=False``:
+        ``WriteBusy`` at once when another connection holds SQLite's write lock.
+        """
+        ids = [_case_id(a.token) for a in answers]
+        pending = [
+            PendingAnswer(
+                case_id,
+                check=partial(self._check, a.token, case_id=case_id, now=a.now),
+                keep=a.keep,
+                reason=clean_reason(a.reason),
+                now=a.now,
+            )
+            for a, case_id in zip(answers, ids, strict=True)
+            if case_id is not None
+        ]
+        found = record_answers(self.engine, self.settings, pending, wait=wait) if pending else []
+        outcomes = iter(found)
+        return [
+            LinkView(LinkState.INVALID)
+            if case_id is None
+            else self._answered(next(outcomes), now=a.now)
+            for a, case_id in zip(answers, ids, strict=True)
+        ]
 
     def request_restore(self, token: str, *, reason: str | None, now: dt.datetime) -> LinkView:
         """ "I need it back": cancel a removal not sent yet, else restore or record it."""
@@ -202,12 +243,19 @@ class Responder:
             stored = store.load_case(conn, case_id)
         if stored is None:
             return None
-        expired = self._check(token, case_id=case_id, upn=stored.case.user, now=now)
+        expired = self._check(token, stored.case.user, case_id=case_id, now=now)
         if expired is None or (expired and not expired_ok):
             return None
         return stored, expired
 
-    def _check(self, token: str, *, case_id: int, upn: str, now: dt.datetime) -> bool | None:
+    def _answered(self, outcome: AnswerOutcome | None, *, now: dt.datetime) -> LinkView:
+        if outcome is None:
+            return LinkView(LinkState.INVALID)
+        stored, expired, recorded = outcome
+        view = self._describe(stored, now=now, expired=expired)
+        return replace(view, just_now=True) if recorded else view
+
+    def _check(self, token: str, upn: str, *, case_id: int, now: dt.datetime) -> bool | None:
         """True: authentic but expired; False: valid; None: not valid for this case."""
         try:
             verify(token, keys=self.keys, upn=upn, purpose="answer", now=now, case_id=str(case_id))

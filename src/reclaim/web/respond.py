@@ -32,8 +32,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Template
 
+from reclaim.campaigns.answer_batches import AnswerBatcher
 from reclaim.campaigns.response_writes import MAX_REASON
-from reclaim.campaigns.responses import LinkState, LinkView, Responder
+from reclaim.campaigns.responses import Answer, LinkState, LinkView, Responder
 from reclaim.campaigns.templating import human_date, human_when
 from reclaim.secrets import SecretError
 from reclaim.store.engine import is_sqlite
@@ -112,9 +113,12 @@ async def submit(
     if choice not in ("keep", "release"):
         view = await _read(responder, lambda: responder.view(token, now=now))
         return _page(request, view, token=token, error="Choose Keep it or Release it.")
-    view = await _in_thread(
-        lambda: responder.answer(token, keep=choice == "keep", reason=reason, now=now)
-    )
+    keep = choice == "keep"
+    if is_sqlite(responder.engine):
+        answer = Answer(token, keep=keep, reason=reason, now=now)
+        view = await _batcher(request, responder).answer(answer)
+    else:
+        view = await _in_thread(lambda: responder.answer(token, keep=keep, reason=reason, now=now))
     return _page(request, view, token=token)
 
 
@@ -181,6 +185,19 @@ def _responder(request: Request) -> Responder | None:
         return None
     request.app.state.responder = built
     return built
+
+
+def _batcher(request: Request, responder: Responder) -> AnswerBatcher:
+    """SQLite: answers that arrive together are recorded together, on the event loop
+    (see :mod:`reclaim.campaigns.answer_batches`); one batcher per app and loop."""
+    loop = id(asyncio.get_running_loop())
+    batchers: dict[int, AnswerBatcher] | None = getattr(request.app.state, "answer_batchers", None)
+    if batchers is None:
+        batchers = request.app.state.answer_batchers = {}
+    found = batchers.get(loop)
+    if found is None or found.responder is not responder:
+        found = batchers[loop] = AnswerBatcher(responder)
+    return found
 
 
 def _same_site(request: Request) -> bool:
