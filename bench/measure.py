@@ -22,6 +22,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Start this process's peak RSS (VmHWM) over from its current RSS, so that
+    :func:`peak_rss_mb` tells the peak of what runs next. False when the kernel does
+    not allow it (``/proc/self/clear_refs`` missing or read-only)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
 def cpu_seconds() -> tuple[float, float]:
     """(this process's user+system CPU seconds, its finished children's)."""
     own = resource.getrusage(resource.RUSAGE_SELF)

@@ -124,16 +124,16 @@ def load_org(url: str, chunks: Iterable[tuple[int, Any]]) -> tuple[list[Any], di
             if not policies:
                 policies = list(org.policies)
                 apps = pl.DataFrame({"id": range(1, len(org.app_keys) + 1), "key": org.app_keys})
-                _copy(cur, "apps", apps.with_columns(pl.col("key").alias("name")))
+                copy_frame(cur, "apps", apps.with_columns(pl.col("key").alias("name")))
                 cur.execute(
                     "INSERT INTO sources (id, name, kind, rows_accepted, rows_rejected) "
                     "VALUES (1, 'bench', 'file', 0, 0)"
                 )
                 ids = sync_policies(conn, tuple(policies), now=now)
-            _copy(cur, "users", users)
-            _copy(cur, "usage_daily", org.daily.with_columns(shift))
-            _copy(cur, "usage_latest", org.latest.with_columns(shift))
-            _copy(cur, "usage_observed", org.observed.with_columns(shift))
+            copy_frame(cur, "users", users)
+            copy_frame(cur, "usage_daily", org.daily.with_columns(shift))
+            copy_frame(cur, "usage_latest", org.latest.with_columns(shift))
+            copy_frame(cur, "usage_observed", org.observed.with_columns(shift))
             pid = pl.DataFrame(
                 {"policy": range(len(policies)), "policy_id": [ids[p.name] for p in policies]}
             )
@@ -146,7 +146,7 @@ def load_org(url: str, chunks: Iterable[tuple[int, Any]]) -> tuple[list[Any], di
                 pl.lit(now).alias("last_seen"),
                 pl.lit(True).alias("active"),
             )
-            _copy(cur, "memberships", rows)
+            copy_frame(cur, "memberships", rows)
         counts["users"] += len(org.upns)
         counts["memberships"] += org.memberships.height
         counts["daily"] += org.daily.height
@@ -170,7 +170,8 @@ def load_org(url: str, chunks: Iterable[tuple[int, Any]]) -> tuple[list[Any], di
     return policies, counts
 
 
-def _copy(cur: Any, table: str, frame: Any) -> None:
+def copy_frame(cur: Any, table: str, frame: Any) -> None:
+    """COPY a polars frame into ``table`` (its columns by name) on a psycopg cursor."""
     cols = ", ".join(frame.columns)
     with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv)") as copy:
         for chunk in frame.iter_slices(500_000):
@@ -180,7 +181,7 @@ def _copy(cur: Any, table: str, frame: Any) -> None:
 def _child_eval(url: str, policies_file: str, share: str) -> dict[str, float]:
     """Evaluate every n-th policy (``share`` = "i/n"); times and RSS as JSON."""
     from reclaim.domain.policy import Policy
-    from reclaim.services.decisions import evaluate
+    from reclaim.services.decisions import evaluate_in_runs
     from reclaim.store.engine import make_engine
 
     i, n = (int(x) for x in share.split("/"))
@@ -189,44 +190,15 @@ def _child_eval(url: str, policies_file: str, share: str) -> dict[str, float]:
     engine = make_engine(url)
     members = 0
     start = time.time()
-    for batch in _batches(engine, mine):
-        for result in evaluate(engine, batch, as_of=AS_OF, now=NOW, configured=every):
-            members += result.group_size
+    # In runs of about 200,000 memberships (``decisions.RUN_MEMBERS``): all at once, a
+    # process holds every verdict of the tenant (1.5 GB at 500,000 people); one policy
+    # a call, as each scheduled cycle does, repeats the per-call reads 200 times (about
+    # three times slower).
+    for result in evaluate_in_runs(engine, mine, as_of=AS_OF, now=NOW, configured=every):
+        members += result.group_size
     end = time.time()
     engine.dispose()
     return {"start": start, "end": end, "rss": peak_rss_mb(), "members": members}
-
-
-BATCH_MEMBERS = 200_000  # memberships judged per evaluate() call in the eval child
-
-
-def _batches(engine: Any, policies: list[Any]) -> Iterator[list[Any]]:
-    """``policies`` in runs of about BATCH_MEMBERS memberships each: all at once, a
-    process holds every verdict of the tenant (1.5 GB at 500,000 people); one policy a
-    call, as each scheduled cycle does, repeats the per-call reads 200 times (about
-    three times slower)."""
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        sizes = dict(
-            conn.execute(
-                text(
-                    "SELECT p.name, count(*) FROM memberships m JOIN policies p "
-                    "ON p.id = m.policy_id WHERE m.active GROUP BY p.name"
-                )
-            ).all()
-        )
-    batch: list[Any] = []
-    held = 0
-    for policy in policies:
-        size = int(sizes.get(policy.name, 0))
-        if batch and held + size > BATCH_MEMBERS:
-            yield batch
-            batch, held = [], 0
-        batch.append(policy)
-        held += size
-    if batch:
-        yield batch
 
 
 def bench_eval(admin_url: str, args: argparse.Namespace, tmp: Path) -> tuple[list[str], str]:

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import polars as pl
 from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from reclaim.domain.names import user_key
 from reclaim.domain.policy import Policy
 from reclaim.store.keys import KeyCache
 from reclaim.store.policies import sync_policies
-from reclaim.store.tables import memberships
+from reclaim.store.tables import memberships, summary_state
 
 
 class MembersFileError(ValueError):
@@ -150,6 +151,7 @@ def apply_membership(
     }
     inserts = []
     unchanged: list[int] = []  # still members, nothing new but "seen now": one batched UPDATE
+    changed = False  # a member joined, rejoined, left, or got another grant time
     for uid, granted in current.items():
         row = known.get(uid)
         if row is None:
@@ -186,6 +188,7 @@ def apply_membership(
             .where(memberships.c.policy_id == pid, memberships.c.user_id == uid)
             .values(**values)
         )
+        changed = True
     for i in range(0, len(unchanged), 900):
         conn.execute(
             update(memberships)
@@ -205,3 +208,24 @@ def apply_membership(
         )
     report.left += len(gone)
     report.members = len(current)
+    if changed or inserts or gone:
+        _members_changed(conn, pid, now=now)
+
+
+def members_state(policy_id: int) -> str:
+    """The ``summary_state`` row counting changes of a policy's members."""
+    return f"memberships:{policy_id}"
+
+
+def _members_changed(conn: Connection, pid: int, *, now: int) -> None:
+    """Count one change of the policy's members (``summary_state``, see
+    :func:`members_state`). The pages' cached figures are keyed by these counters
+    (``web/savings_cache.py``): reading them is a few rows, where aggregating the
+    memberships themselves took ~0.2 s a page view at 1.5 million."""
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = insert(summary_state).values(name=members_state(pid), events=1, updated=now)
+    conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"], set_={"events": summary_state.c.events + 1, "updated": now}
+        )
+    )

@@ -168,6 +168,8 @@ usage_monthly = Table(
 
 # Watermarks of derived tables: ``events`` is how many accepted usage events the
 # summary reflects; it must equal sum(sources.rows_accepted) or the summary is stale.
+# Rows ``memberships:<policy id>`` count changes of a policy's members instead
+# (services/members_import.py), for the pages' cache keys (web/savings_cache.py).
 summary_state = Table(
     "summary_state",
     metadata,

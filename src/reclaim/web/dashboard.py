@@ -58,6 +58,25 @@ class Dashboard:
     recomputing: bool = False  # some figures are older than the data, or missing
 
 
+def _seen(
+    ctx: Context, *, cache: SavingsCache, now: dt.datetime, newest: tuple[Any, ...]
+) -> tuple[int, int]:
+    """(people seen, applications seen). Both are only ever added, never deleted, so
+    the counts move only with the newest ids: counted again then (a count reads the
+    whole table, ~0.1 s at 500,000 people), else taken from the cache."""
+
+    def count() -> tuple[int, int]:
+        with ctx.engine.connect() as conn:
+            n_users = conn.execute(select(func.count()).select_from(users)).scalar_one()
+            n_apps = conn.execute(select(func.count()).select_from(apps)).scalar_one()
+        return int(n_users), int(n_apps)
+
+    found: tuple[int, int] = cache.lookup(
+        ctx.engine, "seen", count, now=now, extra=newest, base=()
+    ).value
+    return found
+
+
 def build_dashboard(
     ctx: Context, *, now: dt.datetime, cache: SavingsCache, wait: float | None = None
 ) -> Dashboard:
@@ -112,8 +131,13 @@ def build_dashboard(
             )
         ]
         imports_total = conn.execute(select(func.count()).select_from(imports)).scalar_one()
-        users_seen = conn.execute(select(func.count()).select_from(users)).scalar_one()
-        apps_seen = conn.execute(select(func.count()).select_from(apps)).scalar_one()
+        newest = conn.execute(
+            select(
+                select(func.max(users.c.id)).scalar_subquery(),
+                select(func.max(apps.c.id)).scalar_subquery(),
+            )
+        ).one()
+    users_seen, apps_seen = _seen(ctx, cache=cache, now=now, newest=tuple(newest))
     return Dashboard(
         sources=src,
         recent_imports=recent,

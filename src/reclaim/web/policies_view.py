@@ -2,7 +2,7 @@
 and, for each enabled policy, what Reclaim currently thinks of it.
 
 - **verdicts**: how many members get each verdict, evaluated now
-  (``services.decisions.evaluate``, the same evaluation a cycle runs);
+  (``services.decisions.evaluate_in_runs``, the same evaluation a cycle runs);
 - **savings**: realized and potential, from the savings report
   (``services.report.savings_report`` through the app's cache: ``reclaim report``'s
   numbers);
@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, select
@@ -34,7 +35,7 @@ from reclaim.domain.plan import ItemStatus, build_plan
 from reclaim.domain.policy import Policy
 from reclaim.runner.scheduler import latest_tick, lease_name, next_tick
 from reclaim.services.cycle import paused, preview_policy
-from reclaim.services.decisions import evaluate
+from reclaim.services.decisions import evaluate_in_runs
 from reclaim.store.plans import approved
 from reclaim.store.tables import approved_keys, leases, memberships, plans, policies
 from reclaim.web.paging import cursor_int, decode_cursor, encode_cursor
@@ -108,21 +109,31 @@ class Outlook:
     alerts: list[str]
     items: list[dict[str, Any]]  # the plan's order: asks by user, then removals by priority
     evaluated_at: str
+    # Counted once, when made: every view of the policies page shows them, and a large
+    # tenant's previews hold hundreds of thousands of items.
+    counts: dict[str, int] = field(init=False, repr=False, compare=False)
 
-    def summary(self) -> dict[str, Any]:
-        """Counts of the preview (what the API and the page show next to the policy)."""
+    def __post_init__(self) -> None:
+        tally = Counter((i["action"], i["status"]) for i in self.items)
 
         def n(action: str, statuses: tuple[str, ...]) -> int:
-            return sum(1 for i in self.items if i["action"] == action and i["status"] in statuses)
+            return sum(tally[action, s] for s in statuses)
 
         planned = (ItemStatus.PLANNED.value,)
         held = tuple(s.value for s in (*_HELD, ItemStatus.BLOCKED_GROUP))
-        return {
+        counts = {
             "ask": n(Action.ASK.value, planned),
             "remove": n(Action.REMOVE.value, planned),
             "remove_awaiting_approval": sum(1 for i in self.items if i["needs_approval"]),
             "held": n(Action.ASK.value, held) + n(Action.REMOVE.value, held),
             "total": len(self.items),
+        }
+        object.__setattr__(self, "counts", counts)  # frozen: set once, here
+
+    def summary(self) -> dict[str, Any]:
+        """Counts of the preview (what the API and the page show next to the policy)."""
+        return {
+            **self.counts,
             "cap": self.cap,
             "halted": self.halted,
             "alerts": self.alerts,
@@ -152,7 +163,9 @@ def _compute_outlooks(ctx: Context, now: dt.datetime) -> dict[str, Outlook]:
     enabled = [p for p in settings.policies if p.enabled]
     if not enabled:
         return {}
-    verdicts = evaluate(
+    # By runs of policies (as the savings report): each policy's verdicts are dropped
+    # once its preview is made, so a large tenant's members are not all held at once.
+    verdicts = evaluate_in_runs(
         ctx.engine,
         enabled,
         as_of=now.date(),
@@ -163,7 +176,8 @@ def _compute_outlooks(ctx: Context, now: dt.datetime) -> dict[str, Outlook]:
     out: dict[str, Outlook] = {}
     with ctx.engine.connect() as conn:
         stopped = paused(conn, settings)
-        for pv in verdicts:
+    for pv in verdicts:
+        with ctx.engine.connect() as conn:
             policy_input, _, _ = preview_policy(
                 conn, pv=pv, policy_id=pv.policy_id, now=now, safety=settings.safety
             )
@@ -273,12 +287,13 @@ def policy_overview(
     evaluation can tell; so do all of them while the first evaluation runs (``wait``
     as in :meth:`SavingsCache.lookup`; None waits for it).
     """
-    listed = list_policies(ctx)
+    base = cache.fingerprint(ctx.engine, now)  # once for every lookup
+    stored = _stored_policies(ctx, now=now, cache=cache, wait=wait, base=base)
+    listed = [dict(p) for p in stored.value]  # shared by every view: each fills in copies
     if name is not None:
         listed = [p for p in listed if p["name"].lower() == name.lower()]
         if not listed:
             return [], False
-    base = cache.fingerprint(ctx.engine, now)  # once for both lookups
     report, looked = within(
         wait,
         lambda w: cache.savings(ctx.engine, ctx.settings, now=now, wait=w, base=base),
@@ -313,7 +328,24 @@ def policy_overview(
             if policy is None
             else _next_run(policy, held.get(lease_name(policy)), now=now, tz=ctx.settings.timezone)
         )
-    return listed, not (report.fresh and looked.fresh)
+    return listed, not (stored.fresh and report.fresh and looked.fresh)
+
+
+def _stored_policies(
+    ctx: Context, *, now: dt.datetime, cache: SavingsCache, wait: float | None, base: Any
+) -> Cached:
+    """:func:`list_policies` from the cache: its member counts read every membership
+    (about 0.3 s at 1.5 million), so they are counted again only when the data changed.
+    A page (``wait`` not None) shows the last list meanwhile; the first view, with no
+    list yet, and the API wait for it."""
+
+    def lookup(w: float | None) -> Cached:
+        return cache.lookup(
+            ctx.engine, "policy_list", lambda: list_policies(ctx), now=now, wait=w, base=base
+        )
+
+    found = lookup(None if wait is None else 0)
+    return found if found.value is not None else lookup(None)
 
 
 @dataclass(frozen=True)
