@@ -213,6 +213,7 @@ cases = Table(
     UniqueConstraint("policy_id", "user_id", "cycle", name="uq_cases_policy_user_cycle"),
 )
 Index("ix_cases_next_due_at", cases.c.next_due_at)
+Index("ix_cases_state", cases.c.state)  # the dashboard's failed cases, lists by state
 Index("ix_cases_remove_key", cases.c.remove_key)
 # At most one open case per (policy, user): the database refuses a second one.
 Index(
@@ -303,6 +304,7 @@ directory_writes = Table(
     Column("detail", Text),
 )
 Index("ix_directory_writes_plan_id", directory_writes.c.plan_id)
+Index("ix_directory_writes_case_id", directory_writes.c.case_id)  # a case page's writes
 
 # Questions to employees, recorded for the campaign channels to deliver (an outbox).
 notifications = Table(
@@ -317,6 +319,7 @@ notifications = Table(
     Column("status", String(20), nullable=False),  # recorded | sent | failed
     Column("channel", String(20)),
 )
+Index("ix_notifications_case_id", notifications.c.case_id)  # a case page's questions
 
 # The manual workflow: removals a person carries out, then marks done.
 manual_tasks = Table(
@@ -334,3 +337,4 @@ manual_tasks = Table(
     Column("note", Text),
 )
 Index("ix_manual_tasks_status", manual_tasks.c.status)
+Index("ix_manual_tasks_case_id", manual_tasks.c.case_id)  # a case page's tasks
