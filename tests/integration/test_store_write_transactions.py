@@ -9,8 +9,6 @@ writer in WAL mode.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +17,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 from reclaim.store.engine import WriteBusy, WritersTurn, begin_write, make_engine, writers_turn
+
+from .turn_holder import turn_held
 
 
 def _counter(tmp_path: Path) -> Engine:
@@ -77,34 +77,13 @@ def test_a_read_does_not_wait_for_a_writer(tmp_path: Path) -> None:
     engine.dispose()
 
 
-# A second OS process that takes the writers' turn, says so, holds it, then exits.
-_HOLDER = """
-import sys, time
-from reclaim.store.engine import make_engine, writers_turn
-engine = make_engine(sys.argv[1])
-with writers_turn(engine):
-    print("holding", flush=True)
-    time.sleep(float(sys.argv[2]))
-"""
-
-
 def test_a_writer_in_another_process_holds_the_turn_until_it_is_done(tmp_path: Path) -> None:
     engine = _counter(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(engine.url), "0.6"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
+    with turn_held(str(engine.url), 0.6):
         asked = time.monotonic()
         with writers_turn(engine):
             waited = time.monotonic() - asked
         assert waited > 0.3, f"took the turn after {waited:.2f} s while another process held it"
-    finally:
-        holder.wait(timeout=10)
-    assert holder.returncode == 0
 
 
 def test_threads_take_the_writers_turn_one_at_a_time(tmp_path: Path) -> None:
@@ -135,20 +114,11 @@ def test_a_turn_that_must_not_wait_is_refused_while_another_process_holds_it(
     tmp_path: Path,
 ) -> None:
     engine = _counter(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(engine.url), "0.5"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
-        turn = WritersTurn(engine)
+    turn = WritersTurn(engine)
+    with turn_held(str(engine.url), 0.5):
         asked = time.monotonic()
         assert turn.acquire(wait=False) is False
         assert time.monotonic() - asked < 0.2, "a no-wait turn waited"
-    finally:
-        holder.wait(timeout=10)
     # Refused cleanly: nothing half-held, so the next writer (this thread) gets it.
     assert turn.acquire(wait=False) is True
     turn.release()

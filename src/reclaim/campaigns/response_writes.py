@@ -77,30 +77,6 @@ def with_restore_request(case: dc.Case, *, at: dt.datetime, reason: str | None) 
     return replace(case, history=(*case.history, event))
 
 
-def record_answer(
-    engine: Engine,
-    settings: Settings,
-    case_id: int,
-    *,
-    check: Callable[[str], bool | None],
-    keep: bool,
-    reason: str | None,
-    now: dt.datetime,
-) -> AnswerOutcome | None:
-    """Record an answer in one write transaction (see :func:`answer_in`); on
-    PostgreSQL, look again when another writer changed the case meanwhile."""
-    policies = {p.name: p for p in settings.policies}
-    for _ in range(case_service.RETRIES):
-        with begin_write(engine) as conn:
-            try:
-                return answer_in(
-                    conn, policies, case_id, check=check, keep=keep, reason=reason, now=now
-                )
-            except store.StaleCase:
-                continue  # PostgreSQL: another writer got there first; look again
-    raise case_service.CaseActionError(f"case #{case_id} keeps changing; try again")
-
-
 @dataclass(frozen=True)
 class PendingAnswer:
     """One answer to record with others (:func:`record_answers`)."""
@@ -110,6 +86,21 @@ class PendingAnswer:
     keep: bool
     reason: str | None
     now: dt.datetime
+
+
+def record_answer(
+    engine: Engine, settings: Settings, answer: PendingAnswer
+) -> AnswerOutcome | None:
+    """Record an answer in one write transaction (see :func:`answer_in`); on
+    PostgreSQL, look again when another writer changed the case meanwhile."""
+    policies = {p.name: p for p in settings.policies}
+    for _ in range(case_service.RETRIES):
+        with begin_write(engine) as conn:
+            try:
+                return answer_in(conn, policies, answer)
+            except store.StaleCase:
+                continue  # PostgreSQL: another writer got there first; look again
+    raise case_service.CaseActionError(f"case #{answer.case_id} keeps changing; try again")
 
 
 def record_answers(
@@ -126,27 +117,15 @@ def record_answers(
     """
     policies = {p.name: p for p in settings.policies}
     with begin_write(engine, wait=wait) as conn:
-        return [
-            answer_in(
-                conn, policies, a.case_id, check=a.check, keep=a.keep, reason=a.reason, now=a.now
-            )
-            for a in answers
-        ]
+        return [answer_in(conn, policies, a) for a in answers]
 
 
 def answer_in(
-    conn: Connection,
-    policies: Mapping[str, Policy],
-    case_id: int,
-    *,
-    check: Callable[[str], bool | None],
-    keep: bool,
-    reason: str | None,
-    now: dt.datetime,
+    conn: Connection, policies: Mapping[str, Policy], answer: PendingAnswer
 ) -> AnswerOutcome | None:
     """Record an answer inside the caller's write transaction: load the case, ask
-    ``check`` about its person (None: the link is not for them; True: it has expired;
-    False: valid), and record the answer if the question is still open.
+    ``answer.check`` about its person (None: the link is not for them; True: it has
+    expired; False: valid), and record the answer if the question is still open.
 
     Returns (the case as it now stands, expired, recorded now), or None for a link
     that is not valid for this case. The answer is the same record as ``reclaim
@@ -154,15 +133,16 @@ def answer_in(
     the policy's next due time; the first answer counts. Raises ``store.StaleCase``
     when another writer changed the case since it was loaded (PostgreSQL).
     """
+    case_id, now = answer.case_id, answer.now
     stored = store.load_case(conn, case_id)
     if stored is None:
         return None
-    expired = check(stored.case.user)
+    expired = answer.check(stored.case.user)
     if expired is None:
         return None
     if expired or stored.case.state not in _ASKING:
         return stored, expired, False
-    case = dc.record_answer(stored.case, at=now, keep=keep, reason=reason)
+    case = dc.record_answer(stored.case, at=now, keep=answer.keep, reason=answer.reason)
     policy = policies.get(case.policy)
     due = (
         None

@@ -146,17 +146,8 @@ class Responder:
         # One write transaction: the token is checked against the case's person as
         # loaded in it, and the answer recorded there (no read beforehand).
         with writing(self.engine):
-            outcome = sqlite_retry(
-                lambda: record_answer(
-                    self.engine,
-                    self.settings,
-                    case_id,
-                    check=partial(self._check, token, case_id=case_id, now=now),
-                    keep=keep,
-                    reason=clean_reason(reason),
-                    now=now,
-                )
-            )
+            pending = self._pending(Answer(token, keep, reason, now), case_id)
+            outcome = sqlite_retry(lambda: record_answer(self.engine, self.settings, pending))
         return self._answered(outcome, now=now)
 
     def answer_many(self, answers: Sequence[Answer], *, wait: bool = True) -> list[LinkView]:
@@ -170,13 +161,7 @@ class Responder:
         """
         ids = [_case_id(a.token) for a in answers]
         pending = [
-            PendingAnswer(
-                case_id,
-                check=partial(self._check, a.token, case_id=case_id, now=a.now),
-                keep=a.keep,
-                reason=clean_reason(a.reason),
-                now=a.now,
-            )
+            self._pending(a, case_id)
             for a, case_id in zip(answers, ids, strict=True)
             if case_id is not None
         ]
@@ -247,6 +232,17 @@ class Responder:
         if expired is None or (expired and not expired_ok):
             return None
         return stored, expired
+
+    def _pending(self, answer: Answer, case_id: int) -> PendingAnswer:
+        """The answer to record: its token is checked against the case's person as
+        loaded in the write transaction (no read beforehand)."""
+        return PendingAnswer(
+            case_id,
+            check=partial(self._check, answer.token, case_id=case_id, now=answer.now),
+            keep=answer.keep,
+            reason=clean_reason(answer.reason),
+            now=answer.now,
+        )
 
     def _answered(self, outcome: AnswerOutcome | None, *, now: dt.datetime) -> LinkView:
         if outcome is None:

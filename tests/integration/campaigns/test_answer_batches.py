@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +26,7 @@ from reclaim.store import cases as store
 from reclaim.store.engine import begin_write, make_engine
 from reclaim.store.migrate import upgrade
 
+from ..turn_holder import turn_held
 from .seed import ASKED_AT, LINK_KEY, LINK_KEY_ENV, answer_link, asked_cases
 from .seed import campaign_settings as make_settings
 
@@ -198,39 +197,19 @@ def test_answers_wait_for_a_writer_holding_sqlites_lock_without_blocking_the_loo
         assert _answered(rsp.engine, ids[user]) == ["answered_keep"]
 
 
-# Another web process holding the writers' turn for a while.
-_HOLDER = """
-import sys, time
-from reclaim.store.engine import make_engine, writers_turn
-engine = make_engine(sys.argv[1])
-with writers_turn(engine):
-    print("holding", flush=True)
-    time.sleep(float(sys.argv[2]))
-"""
-
-
 def test_answers_wait_for_another_processs_turn_while_the_loop_runs_on(responder) -> None:
     rsp, ids = responder
     batcher = AnswerBatcher(rsp)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(rsp.engine.url), "0.5"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "holding"
 
-        async def main() -> tuple[list[LinkView], int]:
-            work = asyncio.ensure_future(
-                asyncio.gather(*(batcher.answer(_answer(ids, u)) for u in USERS[:2]))
-            )
-            ticks = await _with_ticks(work)
-            return list(await work), ticks
+    async def main() -> tuple[list[LinkView], int]:
+        work = asyncio.ensure_future(
+            asyncio.gather(*(batcher.answer(_answer(ids, u)) for u in USERS[:2]))
+        )
+        ticks = await _with_ticks(work)
+        return list(await work), ticks
 
+    with turn_held(str(rsp.engine.url), 0.5):
         views, ticks = asyncio.run(main())
-    finally:
-        holder.wait(timeout=10)
     # ~0.5 s of waiting at 10 ms a tick: the loop kept running while the turn was away.
     assert ticks >= 20, f"the event loop ticked {ticks} times while waiting for the turn"
     assert all(v.just_now for v in views)
