@@ -37,6 +37,7 @@ import duckdb
 import polars as pl
 
 from bench.decide_data import BenchOrg, generate
+from bench.measure import stamp, write_readme_block
 from reclaim.domain.usage import Evaluator, MemberFacts, UsageFacts, Verdict, month_index
 from reclaim.services.decisions import evaluate
 from reclaim.store.engine import make_engine
@@ -346,18 +347,8 @@ def _stamp_of(store: Path) -> dict[str, Any] | None:
 
 
 def _write_readme(table: str, *, shape: str, runs: int) -> None:
-    readme = Path(__file__).resolve().parent / "README.md"
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    begin, end = "<!-- decide:begin -->", "<!-- decide:end -->"
-    body = (
-        f"{begin}\n`python -m bench.decide` — {shape}; best of {runs}; "
-        f"{dt.date.today()}, {os.cpu_count()} cores:\n\n{table}\n{end}"
-    )
-    if begin in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end) :]
-    else:
-        text += f"\n## Decisions\n\n{body}\n"
-    readme.write_text(text)
+    block = f"`python -m bench.decide` — {shape}; best of {runs}; {stamp()}:\n\n{table}"
+    write_readme_block("decide", "Decisions", block)
 
 
 if __name__ == "__main__":

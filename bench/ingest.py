@@ -26,7 +26,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.measure import cpu_seconds, fresh_pg_database, peak_rss_mb, private_postgres
+from bench.measure import (
+    cpu_seconds,
+    fresh_pg_database,
+    peak_rss_mb,
+    private_postgres,
+    stamp,
+    write_readme_block,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = {"sqlite": 1_000_000, "postgresql": 500_000}
@@ -205,18 +212,8 @@ def _table(
 
 
 def _write_readme(table: str, *, events: int, users: int) -> None:
-    readme = ROOT / "bench" / "README.md"
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    begin, end = "<!-- ingest:begin -->", "<!-- ingest:end -->"
-    body = (
-        f"{begin}\n`python -m bench.ingest` — {events:,} events, {users:,} users, "
-        f"{dt.date.today()}, {os.cpu_count()} cores:\n\n{table}\n{end}"
-    )
-    if begin in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end) :]
-    else:
-        text += f"\n## Ingest\n\n{body}\n"
-    readme.write_text(text)
+    block = f"`python -m bench.ingest` — {events:,} events, {users:,} users, {stamp()}:\n\n{table}"
+    write_readme_block("ingest", "Ingest", block)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.measure import cpu_seconds, peak_rss_mb
+from bench.measure import cpu_seconds, peak_rss_mb, stamp, write_readme_block
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES_TARGET = 300_000  # lines/s on the 2-core reference machine
 RSS_TARGET_MB = 500
-BEGIN, END = "<!-- ingest-osquery:begin -->", "<!-- ingest-osquery:end -->"
+MARKER = "ingest-osquery"  # bench/README.md block: <!-- ingest-osquery:begin/end -->
 
 
 def child_osquery(log: str, identities: str, url: str, workdir: str) -> dict[str, Any]:
@@ -130,14 +130,8 @@ def _table(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 
 def _write_readme(table: str, *, lines: int, devices: int) -> None:
-    readme = ROOT / "bench" / "README.md"
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    body = (
-        f"{BEGIN}\n`python -m bench.ingest --format osquery` — {lines:,} lines, "
-        f"{devices:,} devices, {dt.date.today()}, {os.cpu_count()} cores:\n\n{table}\n{END}"
+    block = (
+        f"`python -m bench.ingest --format osquery` — {lines:,} lines, {devices:,} devices, "
+        f"{stamp()}:\n\n{table}"
     )
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + body + text[text.index(END) + len(END) :]
-    else:
-        text += f"\n## Ingest (osquery)\n\n{body}\n"
-    readme.write_text(text)
+    write_readme_block(MARKER, "Ingest (osquery)", block)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import resource
 import subprocess
@@ -67,3 +68,25 @@ def fresh_pg_database(admin_url: str, prefix: str = "bench") -> str:
     with create_engine(admin_url, isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+README = Path(__file__).resolve().parent / "README.md"
+
+
+def stamp() -> str:
+    """When and where figures were taken: "2026-11-28, 2 cores"."""
+    return f"{dt.date.today()}, {os.cpu_count()} cores"
+
+
+def write_readme_block(name: str, heading: str, block: str) -> None:
+    """Put ``block`` (the command line and its figures) between ``<!-- name:begin -->``
+    and ``<!-- name:end -->`` in bench/README.md; the section's prose around the
+    markers stays. Without the markers yet, a new section ``## heading`` at the end."""
+    text = README.read_text() if README.exists() else "# Benchmarks\n"
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    marked = f"{begin}\n{block}\n{end}"
+    if begin in text:
+        text = text[: text.index(begin)] + marked + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + f"\n\n## {heading}\n\n{marked}\n"
+    README.write_text(text)

@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select
 
+from bench.measure import stamp, write_readme_block
 from reclaim.bootstrap import Context
 from reclaim.campaigns.tokens import TokenKeys, sign
 from reclaim.config import Settings, parse_settings
@@ -398,18 +399,11 @@ def _stack() -> str:
 
 
 def _write_readme(table: str, *, args: argparse.Namespace) -> None:
-    readme = Path(__file__).resolve().parent / "README.md"
-    text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    begin, end = "<!-- respond:begin -->", "<!-- respond:end -->"
-    body = (
-        f"{begin}\n`python -m bench.respond{_options(args)}` — {args.cases:,} open cases, SQLite; "
-        f"{dt.date.today()}, {os.cpu_count()} cores:\n\n{table}\n{end}"
+    block = (
+        f"`python -m bench.respond{_options(args)}` — {args.cases:,} open cases, SQLite; "
+        f"{stamp()}:\n\n{table}"
     )
-    if begin in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end) :]
-    else:
-        text += f"\n## Response page\n\n{body}\n"
-    readme.write_text(text)
+    write_readme_block("respond", "Response page", block)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.measure import fresh_pg_database, peak_rss_mb, private_postgres
+from bench.measure import (
+    fresh_pg_database,
+    peak_rss_mb,
+    private_postgres,
+    stamp,
+    write_readme_block,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 AS_OF = dt.date(2026, 10, 31)  # the last day of generated data (decide_data's end - 1)
@@ -424,16 +430,8 @@ def main() -> None:
 
 
 def _write_readme(body: str, *, argv: str) -> None:
-    readme = ROOT / "bench" / "README.md"
-    text = readme.read_text()
-    begin, end = "<!-- scale:begin -->", "<!-- scale:end -->"
     cmd = f"python -m bench.scale {argv}".strip()
-    block = f"{begin}\n`{cmd}` — {dt.date.today()}, {os.cpu_count()} cores:\n\n{body}\n{end}"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n## Scale\n\n" + block + "\n"
-    readme.write_text(text)
+    write_readme_block("scale", "Scale", f"`{cmd}` — {stamp()}:\n\n{body}")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,14 @@ from urllib.parse import unquote_plus, urlencode
 
 from sqlalchemy import Engine, insert
 
-from bench.measure import fresh_pg_database, peak_rss_mb, private_postgres, reset_peak_rss
+from bench.measure import (
+    fresh_pg_database,
+    peak_rss_mb,
+    private_postgres,
+    reset_peak_rss,
+    stamp,
+    write_readme_block,
+)
 from reclaim.domain import case as dc
 from reclaim.domain.case import OPEN, Action, Case
 from reclaim.domain.policy import Campaign, GroupRef, NoResponse, Policy, SeatCost, Workflow
@@ -419,18 +426,10 @@ def main() -> None:
 
 
 def _write_readme(table: str, *, cases: int, runs: int) -> None:
-    readme = Path(__file__).resolve().parent / "README.md"
-    text = readme.read_text()
-    begin, end = "<!-- web:begin -->", "<!-- web:end -->"
-    body = (
-        f"{begin}\n`python -m bench.web` — {cases:,} cases; median of {runs} renders; "
-        f"{dt.date.today()}, {os.cpu_count()} cores:\n\n{table}\n{end}"
+    block = (
+        f"`python -m bench.web` — {cases:,} cases; median of {runs} renders; {stamp()}:\n\n{table}"
     )
-    if begin in text:
-        text = text[: text.index(begin)] + body + text[text.index(end) + len(end) :]
-    else:  # the section's prose lives in the README; only the figures are replaced
-        text += f"\n## Web pages\n\n{body}\n"
-    readme.write_text(text)
+    write_readme_block("web", "Web pages", block)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from bench.measure import private_postgres
+from bench.measure import private_postgres, write_readme_block
 from bench.scale import NOW, copy_frame, load_org, org_chunks
 from bench.web import STATES, TARGET_MS, PageTiming, measure, walk
 from reclaim.domain import case as dc
@@ -406,20 +406,12 @@ def main() -> None:
 
 
 def _write_readme(body: str, *, argv: str) -> None:
-    readme = ROOT / "bench" / "README.md"
-    text = readme.read_text()
-    begin, end = "<!-- web-scale:begin -->", "<!-- web-scale:end -->"
     # The server's address says nothing about the figures; keep the command readable.
     cmd = " ".join(
         "--pg-url …" if part.startswith("--pg-url") else part
         for part in f"python -m bench.web_scale {argv}".replace("--pg-url ", "--pg-url=").split()
     )
-    block = f"{begin}\n`{cmd}` — {body}\n{end}"
-    if begin in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:  # the section's prose lives in the README; only the figures are replaced
-        text = text.rstrip() + "\n\n## Web pages at scale\n\n" + block + "\n"
-    readme.write_text(text)
+    write_readme_block("web-scale", "Web pages at scale", f"`{cmd}` — {body}")
 
 
 if __name__ == "__main__":
