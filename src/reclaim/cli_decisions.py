@@ -7,7 +7,7 @@ import datetime as dt
 import getpass
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,9 @@ from reclaim.cli_render import (
     when,
 )
 from reclaim.domain.policy import Policy
+
+if TYPE_CHECKING:
+    from reclaim.services.decisions import PolicyVerdicts
 
 PolicyOpt = Annotated[str | None, typer.Option("--policy", "-p", help="Only this policy.")]
 ByOpt = Annotated[
@@ -88,29 +91,40 @@ def candidates(
     Verdicts: in_use, unused, underused, no_data, grace, excluded, seasonal. The table
     lists candidates (--all: every member); --json lists every member of every policy.
     """
-    from reclaim.services.decisions import evaluate
+    from reclaim.services.decisions import evaluate_in_runs
 
     ctx = context(config)
     pols = selected_policies(ctx, policy)
     day = _day(as_of)
-    with working(f"evaluating {len(pols)} policies as of {day} …"):
-        verdicts = evaluate(
-            ctx.engine,
-            pols,
-            as_of=day,
-            now=now_utc(),
-            freshness_days=ctx.settings.usage.freshness_days,
-            configured=ctx.settings.policies,
-        )
+    # Judged in runs of policies, each printed before the next run is judged: a large
+    # tenant's members all at once would take gigabytes (services/decisions.py).
+    verdicts = evaluate_in_runs(
+        ctx.engine,
+        pols,
+        as_of=day,
+        now=now_utc(),
+        freshness_days=ctx.settings.usage.freshness_days,
+        configured=ctx.settings.policies,
+    )
     if as_json:
-        print_json(verdict_rows(verdicts, only_candidates=False))
+        with working(f"evaluating {len(pols)} policies as of {day} …"):
+            rows = [row for pv in verdicts for row in verdict_rows([pv], only_candidates=False)]
+        print_json(rows)
         return
+    with working(f"evaluating {len(pols)} policies as of {day} …"):
+        first = next(verdicts, None)  # the first run is judged here; later ones as printed
+    if first is not None:
+        _print_verdicts(first, day=day, show_all=show_all)
     for pv in verdicts:
-        out.print(breakdown_line(pv))
-        rows = verdict_rows([pv], only_candidates=not show_all)
-        if rows:
-            label = "members" if show_all else "candidates"
-            out.print(verdict_table(f"{pv.policy.name}: {label} as of {day}", rows))
+        _print_verdicts(pv, day=day, show_all=show_all)
+
+
+def _print_verdicts(pv: PolicyVerdicts, *, day: dt.date, show_all: bool) -> None:
+    out.print(breakdown_line(pv))
+    rows = verdict_rows([pv], only_candidates=not show_all)
+    if rows:
+        label = "members" if show_all else "candidates"
+        out.print(verdict_table(f"{pv.policy.name}: {label} as of {day}", rows))
 
 
 # -- plan -----------------------------------------------------------------------------------
