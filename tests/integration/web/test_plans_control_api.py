@@ -149,3 +149,36 @@ async def test_candidates_filter_and_page(web: WebEnv, client: httpx.AsyncClient
     assert_problem(await client.get("/api/v1/candidates?verdict=odd", headers=auth), 400)
     assert_problem(await client.get("/api/v1/candidates?policy=Nope", headers=auth), 404)
     assert_problem(await client.get("/api/v1/candidates", headers=web.auth("ingest")), 403)
+
+
+async def test_candidates_pages_cross_policies_in_order(
+    web: WebEnv, client: httpx.AsyncClient, tmp_path
+) -> None:
+    for name, prefix in (("Miro", "m"), ("Visio", "v")):
+        members = tmp_path / f"{name}.csv"
+        with members.open("w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(("user", "granted_at"))
+            for n in range(3):
+                w.writerow((f"{prefix}{n}@corp.example", "2025-01-01"))
+        import_members(
+            web.ctx.engine,
+            web.ctx.settings.policy(name),
+            members,
+            configured=web.ctx.settings.policies,
+            now=web.clock(),
+        )
+    auth = web.auth("viewer")
+    whole = (await client.get("/api/v1/candidates?verdict=all&limit=500", headers=auth)).json()
+    everyone = [(i["policy"], i["user"]) for i in whole["items"]]
+    assert whole["next"] is None
+    assert {("Miro", f"m{n}@corp.example") for n in range(3)} <= set(everyone)
+    assert {("Visio", f"v{n}@corp.example") for n in range(3)} <= set(everyone)
+    assert everyone == sorted(everyone)
+    url: str | None = "/api/v1/candidates?verdict=all&limit=2"
+    paged: list[tuple[str, str]] = []
+    while url:  # pages of 2 end inside a policy and across policies
+        body = (await client.get(url, headers=auth)).json()
+        paged += [(i["policy"], i["user"]) for i in body["items"]]
+        url = body["next"]
+    assert paged == everyone
