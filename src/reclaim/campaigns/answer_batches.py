@@ -95,7 +95,11 @@ class AnswerBatcher:
     async def _together(self, answers: list[Answer]) -> list[LinkView]:
         turn = WritersTurn(self.responder.engine)
         if not turn.acquire(wait=False):
-            await anyio.to_thread.run_sync(turn.acquire)
+            try:
+                await anyio.to_thread.run_sync(turn.acquire)
+            except BaseException:  # cancelled: the thread still took the turn first
+                turn.release()
+                raise
         try:
             try:
                 return self.responder.answer_many(answers, wait=False)
