@@ -124,20 +124,24 @@ async def test_funnel_and_monthly_reports(web: WebEnv, client: httpx.AsyncClient
     assert_problem(bad, 422)
 
 
-async def test_candidates_filter_and_page(web: WebEnv, client: httpx.AsyncClient, tmp_path) -> None:
-    members = tmp_path / "miro.csv"
+def _members(web: WebEnv, tmp_path, policy: str, users: list[str]) -> None:
+    """Import ``users`` as the policy's members (granted long ago)."""
+    members = tmp_path / f"{policy}.csv"
     with members.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(("user", "granted_at"))
-        for n in range(5):
-            w.writerow((f"m{n}@corp.example", "2025-01-01"))
+        w.writerows((user, "2025-01-01") for user in users)
     import_members(
         web.ctx.engine,
-        web.ctx.settings.policy("Miro"),
+        web.ctx.settings.policy(policy),
         members,
         configured=web.ctx.settings.policies,
         now=web.clock(),
     )
+
+
+async def test_candidates_filter_and_page(web: WebEnv, client: httpx.AsyncClient, tmp_path) -> None:
+    _members(web, tmp_path, "Miro", [f"m{n}@corp.example" for n in range(5)])
     auth = web.auth("viewer")
     url: str | None = "/api/v1/candidates?policy=Miro&verdict=all&limit=2"
     users: list[str] = []
@@ -155,19 +159,7 @@ async def test_candidates_pages_cross_policies_in_order(
     web: WebEnv, client: httpx.AsyncClient, tmp_path
 ) -> None:
     for name, prefix in (("Miro", "m"), ("Visio", "v")):
-        members = tmp_path / f"{name}.csv"
-        with members.open("w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(("user", "granted_at"))
-            for n in range(3):
-                w.writerow((f"{prefix}{n}@corp.example", "2025-01-01"))
-        import_members(
-            web.ctx.engine,
-            web.ctx.settings.policy(name),
-            members,
-            configured=web.ctx.settings.policies,
-            now=web.clock(),
-        )
+        _members(web, tmp_path, name, [f"{prefix}{n}@corp.example" for n in range(3)])
     auth = web.auth("viewer")
     whole = (await client.get("/api/v1/candidates?verdict=all&limit=500", headers=auth)).json()
     everyone = [(i["policy"], i["user"]) for i in whole["items"]]
