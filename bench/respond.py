@@ -22,7 +22,6 @@ import datetime as dt
 import importlib.util
 import multiprocessing
 import os
-import re
 import socket
 import tempfile
 import time
@@ -33,6 +32,7 @@ import httpx
 from sqlalchemy import func, select
 
 from bench.measure import stamp, write_readme_block
+from bench.respond_clients import pct, run_clients
 from reclaim.bootstrap import Context
 from reclaim.campaigns.tokens import TokenKeys, sign
 from reclaim.config import Settings, parse_settings
@@ -47,7 +47,6 @@ from reclaim.store.tables import case_events
 KEY_ENV = "RECLAIM_BENCH_LINK_KEY"
 KEY = "b" * 48  # a throwaway key for a throwaway store
 ASKED_AT = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
-FORM = re.compile(r'<form method="post" action="([^"]+)"')
 TARGET_RATE, TARGET_P99_MS = 300.0, 150.0
 
 
@@ -116,112 +115,6 @@ def _serve(sock: socket.socket, settings: Settings) -> None:
     )
     freeze_startup_heap()  # as reclaim serve does
     asyncio.run(server.serve(sockets=[sock]))
-
-
-class _Conn:
-    """One keep-alive HTTP/1.1 connection, written by hand on asyncio streams.
-
-    httpx cost more CPU per request than the server did (~8 ms a response), and the
-    clients share the same 2 cores as the server: this keeps the load generator's own
-    cost low, so the figures are the server's. Enough HTTP for these two requests:
-    Content-Length bodies only (uvicorn sends those for these pages).
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, str]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
-        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-        if body:
-            head += (
-                "Content-Type: application/x-www-form-urlencoded\r\n"
-                f"Content-Length: {len(body)}\r\n"
-            )
-        self.writer.write(head.encode() + b"\r\n" + body)
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        length = 0
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        text = (await self.reader.readexactly(length)).decode()
-        return status, text
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-async def _clients(
-    base: str, links: list[tuple[int, str]], clients: int, rate: float | None
-) -> dict[str, Any]:
-    """Answer every link with ``clients`` concurrent clients.
-
-    ``rate`` None: each client takes the next link as soon as it is done (a closed
-    loop: as fast as the server goes). Else response n is due at ``n / rate`` seconds
-    (an open loop: people arrive at that rate whatever the server does), and its
-    latency counts from when it was due, so time spent waiting for a free client is
-    counted too.
-    """
-    queue: asyncio.Queue[tuple[int, int, str, str]] = asyncio.Queue()
-    for n, (case_id, path) in enumerate(links):
-        queue.put_nowait((n, case_id, path, "keep" if n % 2 else "release"))
-    pairs: list[float] = []
-    gets: list[float] = []
-    posts: list[float] = []
-    errors: list[str] = []
-    host, _, port = base.removeprefix("http://").partition(":")
-
-    async def one() -> None:
-        conn = _Conn(host, int(port))
-        try:
-            while not queue.empty():
-                n, case_id, path, choice = queue.get_nowait()
-                t0 = time.perf_counter()
-                if rate is not None:
-                    due = start + n / rate
-                    if due > t0:
-                        await asyncio.sleep(due - t0)
-                    t0 = due
-                try:
-                    status, page = await conn.request("GET", path)
-                    t1 = time.perf_counter()
-                    form = FORM.search(page)
-                    if status != 200 or form is None:
-                        errors.append(f"case {case_id}: GET {status}")
-                        continue
-                    body = f"choice={choice}".encode()
-                    status, done = await conn.request("POST", form.group(1), body)
-                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                    errors.append(f"case {case_id}: {type(exc).__name__}")
-                    conn.close()
-                    conn = _Conn(host, int(port))
-                    continue
-                t2 = time.perf_counter()
-                if status != 200 or "your answer is recorded" not in done:
-                    errors.append(f"case {case_id}: POST {status}")
-                gets.append(t1 - t0)
-                posts.append(t2 - t1)
-                pairs.append(t2 - t0)
-        finally:
-            conn.close()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(clients)))
-    seconds = time.perf_counter() - start
-    return {"seconds": seconds, "pairs": pairs, "gets": gets, "posts": posts, "errors": errors}
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
 def _check(settings: Settings, expected: dict[int, str]) -> int:
@@ -306,7 +199,7 @@ def _run(args: argparse.Namespace, rate: float | None) -> tuple[dict[str, Any], 
         _wait_up(base)
         server_cpu0 = sum(_cpu_seconds(c.pid) for c in children)
         client_cpu0 = time.process_time()
-        result = asyncio.run(_clients(base, links, args.clients, rate))
+        result = asyncio.run(run_clients(base, links, args.clients, rate))
         result["server_cpu"] = sum(_cpu_seconds(c.pid) for c in children) - server_cpu0
         result["client_cpu"] = time.process_time() - client_cpu0
     finally:
@@ -348,7 +241,7 @@ def _report(args: argparse.Namespace, runs: list[tuple[float | None, dict[str, A
     for rate, result, wrong in runs:
         pairs, gets, posts = result["pairs"], result["gets"], result["posts"]
         done = len(pairs) / result["seconds"]
-        p99 = _pct(pairs, 0.99)
+        p99 = pct(pairs, 0.99)
         failed += wrong + len(result["errors"])
         if rate is None:  # capacity: 100 answering at once, latency is 100 / throughput
             verdict = (
@@ -363,9 +256,9 @@ def _report(args: argparse.Namespace, runs: list[tuple[float | None, dict[str, A
         lines.append(
             f"| {'closed loop' if rate is None else f'open loop, {rate:,.0f}/s offered'} "
             f"| {len(pairs):,} | {args.clients} | {args.workers} | {result['seconds']:.1f} "
-            f"| {done:,.0f} | {_pct(pairs, 0.5):.0f} | {p99:.0f} "
-            f"| {_pct(gets, 0.5):.0f} / {_pct(gets, 0.99):.0f} "
-            f"| {_pct(posts, 0.5):.0f} / {_pct(posts, 0.99):.0f} | {len(result['errors'])} "
+            f"| {done:,.0f} | {pct(pairs, 0.5):.0f} | {p99:.0f} "
+            f"| {pct(gets, 0.5):.0f} / {pct(gets, 0.99):.0f} "
+            f"| {pct(posts, 0.5):.0f} / {pct(posts, 0.99):.0f} | {len(result['errors'])} "
             f"| {wrong} | {result['server_cpu'] / max(1, len(pairs)) * 1000:.1f} ms | {verdict} |"
         )
         for e in result["errors"][:5]:
